@@ -19,6 +19,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; written files are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
