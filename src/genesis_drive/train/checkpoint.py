@@ -1,0 +1,288 @@
+"""Checkpoint directories: safetensors for tensors, JSON for everything else, written atomically.
+
+Layout of one checkpoint, ``RUN_DIR/checkpoints/step_00001000/``::
+
+    model.safetensors      weights by parameter/buffer name (whole tensors, CPU)
+    ema.safetensors        EMA weights (absent when EMA is off)
+    optimizer.safetensors  optimizer state tensors, keys "<param name>/<state key>"
+    state.json             step, task, config, RNG states per rank, optimizer hyperparameters,
+                           file sizes (checked on read)
+
+The directory is written as ``checkpoints/.tmp-step_...`` and renamed into place only when every
+file is complete and flushed, so a kill at any moment leaves either the whole checkpoint or none.
+Reading never unpickles anything: tensors come from safetensors, the rest from JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import DataError
+
+__all__ = [
+    "FORMAT",
+    "CheckpointData",
+    "checkpoint_root",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "save_checkpoint",
+    "read_checkpoint",
+    "read_state",
+    "load_weights",
+    "remove_stale_temporaries",
+    "flatten_optimizer_state",
+    "unflatten_optimizer_state",
+]
+
+FORMAT = "genesis-drive-checkpoint/1"
+_NAME_RE = re.compile(r"step_(\d{8,})")
+_TMP_PREFIX = ".tmp-"
+
+
+@dataclass
+class CheckpointData:
+    """Everything one checkpoint holds, as plain tensors and JSON values."""
+
+    state: dict[str, Any]
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, torch.Tensor] = field(default_factory=dict)
+    ema: dict[str, torch.Tensor] | None = None
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def checkpoint_root(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run as ``(step, path)``, oldest first (temporaries are skipped)."""
+    root = checkpoint_root(run_dir)
+    if not root.is_dir():
+        return []
+    out = []
+    for p in root.iterdir():
+        m = _NAME_RE.fullmatch(p.name)
+        if m and p.is_dir() and (p / "state.json").is_file():
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete half-written ``.tmp-*`` directories left by a killed run; returns what was removed."""
+    root = checkpoint_root(run_dir)
+    removed = []
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.name.startswith(_TMP_PREFIX):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
+
+
+# ----------------------------------------------------------------------------- optimizer state
+
+
+def flatten_optimizer_state(osd: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split a name-keyed optimizer state dict (``get_optimizer_state_dict`` form) into tensors + JSON.
+
+    Tensors go to ``"<param name>/<key>"``; non-tensor per-parameter entries and the
+    ``param_groups`` go to the JSON part.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    extra: dict[str, dict[str, Any]] = {}
+    for pname, entries in osd.get("state", {}).items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{pname}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                extra.setdefault(str(pname), {})[key] = value
+    groups = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in osd.get("param_groups", [])
+    ]
+    return tensors, {"param_groups": groups, "state_extra": extra}
+
+
+def unflatten_optimizer_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`flatten_optimizer_state`."""
+    state: dict[str, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        pname, _, entry = key.rpartition("/")
+        state.setdefault(pname, {})[entry] = value
+    for pname, entries in meta.get("state_extra", {}).items():
+        state.setdefault(pname, {}).update(entries)
+    groups = []
+    for g in meta.get("param_groups", []):
+        g = dict(g)
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+        groups.append(g)
+    return {"state": state, "param_groups": groups}
+
+
+# ----------------------------------------------------------------------------- write
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    plain: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for k, v in tensors.items():
+        t = v.detach().cpu().contiguous()
+        if t.numel() and t.untyped_storage().data_ptr() in seen:  # tied weights: safetensors wants copies
+            t = t.clone()
+        if t.numel():
+            seen.add(t.untyped_storage().data_ptr())
+        plain[k] = t
+    save_file(plain, str(path), metadata={"format": FORMAT})
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    *,
+    model: Mapping[str, torch.Tensor],
+    optimizer: Mapping[str, torch.Tensor],
+    ema: Mapping[str, torch.Tensor] | None,
+    state: Mapping[str, Any],
+    keep_last: int,
+) -> Path:
+    """Write checkpoint ``step`` atomically, then delete all but the newest ``keep_last``.
+
+    ``state`` holds JSON values (step and file sizes are added here). Call on one process only.
+    """
+    root = checkpoint_root(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:08d}"
+    tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir()
+    try:
+        _write_tensors(tmp / "model.safetensors", model)
+        _write_tensors(tmp / "optimizer.safetensors", optimizer)
+        if ema is not None:
+            _write_tensors(tmp / "ema.safetensors", ema)
+        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
+        record = {**state, "format": FORMAT, "step": int(step), "files": files}
+        with open(tmp / "state.json", "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        if final.exists():  # same step written again (e.g. a resumed run ending where it started)
+            old = root / f"{_TMP_PREFIX}old-{final.name}-{time.time_ns()}"
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for _, old_path in list_checkpoints(run_dir)[:-keep_last]:
+        doomed = root / f"{_TMP_PREFIX}del-{old_path.name}-{time.time_ns()}"
+        os.rename(old_path, doomed)  # never leave a half-deleted directory under a complete name
+        shutil.rmtree(doomed, ignore_errors=True)
+    return final
+
+
+# ----------------------------------------------------------------------------- read
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    """The JSON part of a checkpoint directory, checked for format and complete files."""
+    path = Path(path)
+    state_file = path / "state.json"
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError("not a checkpoint directory (no state.json)", path) from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"corrupt checkpoint state: {e}", state_file) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DataError(f"expected format {FORMAT!r}, got {state.get('format') if isinstance(state, dict) else state!r}",
+                        state_file, "format")
+    files = state.get("files")
+    if not isinstance(files, dict) or "model.safetensors" not in files:
+        raise DataError("file list missing or without model.safetensors", state_file, "files")
+    for name, size in files.items():
+        f = path / name
+        if not f.is_file():
+            raise DataError("checkpoint file is missing", f)
+        if f.stat().st_size != size:
+            raise DataError(f"checkpoint file is truncated or altered ({f.stat().st_size} bytes, "
+                            f"state.json records {size})", f)
+    return state
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DataError(f"corrupt safetensors file: {e}", path) from None
+
+
+def read_checkpoint(path: str | Path) -> CheckpointData:
+    """Read a whole checkpoint directory (tensors on CPU)."""
+    path = Path(path)
+    state = read_state(path)
+    files = state["files"]
+    return CheckpointData(
+        state=state,
+        model=_load_tensors(path / "model.safetensors"),
+        optimizer=_load_tensors(path / "optimizer.safetensors") if "optimizer.safetensors" in files else {},
+        ema=_load_tensors(path / "ema.safetensors") if "ema.safetensors" in files else None,
+    )
+
+
+def load_weights(path: str | Path, *, ema: bool = True) -> dict[str, torch.Tensor]:
+    """Weights for inference from a checkpoint directory or a run directory (its latest checkpoint).
+
+    ``ema=True`` returns the EMA weights when the checkpoint has them (buffers from the model
+    weights), else the raw weights. Only safetensors and JSON are read: nothing is unpickled.
+    """
+    path = Path(path)
+    if not (path / "state.json").is_file():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise DataError("no checkpoint here (expected a checkpoint directory or a run directory "
+                            "with checkpoints/step_*/)", path)
+        path = latest
+    state = read_state(path)
+    weights = _load_tensors(path / "model.safetensors")
+    if ema and "ema.safetensors" in state["files"]:
+        weights.update(_load_tensors(path / "ema.safetensors"))
+    return weights

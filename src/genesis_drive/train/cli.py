@@ -1,0 +1,85 @@
+"""``genesis-drive train TASK``: resolve a run config (preset + YAML files + --set) and train.
+
+The same command runs as one process or under ``torchrun`` (DDP/FSDP); see docs/training.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import apply_overrides, config_to_dict, load_yaml_overrides, resolve_preset
+from ..errors import ConfigError
+from .task import TaskDef
+from .tasks import TASKS
+
+__all__ = ["register", "resolve_run_config", "run"]
+
+_EPILOG = """\
+examples:
+  genesis-drive train frame_ae --preset tiny --data data/synthtown --out runs/ae
+  genesis-drive train frame_ae --preset tiny --data data/synthtown --out runs/ae --resume --set train.steps=400
+  torchrun --standalone --nproc_per_node 8 --no-python genesis-drive train frame_ae --preset small --data ROOT --out runs/ae8
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand to the top-level ``genesis-drive`` parser."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a model task (one process, or under torchrun for DDP/FSDP)",
+        description="Train a model task: resolve its run config (preset, then YAML files, then --set) "
+        "and run the training loop into RUN_DIR. The same command runs under torchrun.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("task", metavar="TASK", help=f"task name: {', '.join(TASKS)}")
+    p.add_argument("--preset", default="tiny", help="named size preset of the task (default: tiny)")
+    p.add_argument("--config", dest="config_files", metavar="FILE.yaml", action="append", default=[],
+                   help="YAML file of nested overrides, applied before --set (repeatable)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
+                   help="dotted config overrides, e.g. train.lr=1e-4 model.channels=32,64")
+    p.add_argument("--out", metavar="RUN_DIR", type=Path,
+                   help="run directory: config, checkpoints, logs, previews")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in RUN_DIR")
+    p.add_argument("--data", metavar="ROOT", type=Path, help="dataset root (nuScenes format)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    p.set_defaults(func=run)
+
+
+def resolve_run_config(task: str, preset: str, config_files: list[Path], overrides: list[str]) -> tuple[TaskDef, Any]:
+    """Task definition and its run config: preset, then each YAML file, then the --set overrides."""
+    task_def = resolve_preset(TASKS, task, kind="task")
+    cfg = resolve_preset(task_def.presets, preset, kind=f"{task} preset")
+    for path in config_files:
+        try:
+            cfg = apply_overrides(cfg, load_yaml_overrides(path))
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    return task_def, apply_overrides(cfg, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .distributed import init_distributed, shutdown_distributed
+    from .loop import train
+
+    task_def, cfg = resolve_run_config(args.task, args.preset, list(args.config_files), list(args.overrides))
+    if args.print_config:
+        sys.stdout.write(yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None))
+        return 0
+    if args.out is None:
+        raise ConfigError("--out RUN_DIR is required to train")
+    env = init_distributed(cfg.train.device)
+    try:
+        task = task_def.build(cfg, args.data)
+        info = {"preset": args.preset, "config_files": [str(p) for p in args.config_files],
+                "overrides": list(args.overrides), "data_root": str(args.data) if args.data else None,
+                "argv": sys.argv}
+        train(task, cfg, args.out, task_name=args.task, resume=args.resume, env=env, run_info=info)
+    finally:
+        shutdown_distributed()
+    return 0
