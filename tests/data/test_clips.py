@@ -147,3 +147,39 @@ def test_pose_matrix_consistency():
     np.testing.assert_allclose((p @ p.inverse()).matrix(), np.eye(4), atol=1e-12)
     np.testing.assert_allclose(Pose.from_matrix(p.matrix()).matrix(), p.matrix(), atol=1e-12)
     _ = CAM_US, Path
+
+
+def test_unsynchronised_keyframes_like_real_nuscenes(tmp_path):
+    """Real nuScenes: camera key frames fire up to ~40 ms after the LiDAR sweep stamping the sample.
+    Keyframe clips must still get each sample's sweep, and the writer must link them."""
+    from genesis_drive.data.nuscenes import NuScenesWriter, SceneMeta
+    from genesis_drive.data.schema import CameraFrame, LidarSweep
+
+    from .handmade import LIDAR_CALIB, MAP, cam_calibration, image_for, lidar_points
+
+    offset = 30_000
+    with pytest.raises(Exception, match="more than 0 us from every sample"):
+        with NuScenesWriter(tmp_path / "strict") as w:
+            w.add_map("m", MAP)
+            s = w.begin_scene(SceneMeta("s", "d", "m"), [cam_calibration(0), LIDAR_CALIB])
+            w.add_sample(s, T0, [car_box(T0)])
+            c = cam_calibration(0)
+            w.add_camera_frame(s, CameraFrame(c.channel, image_for(0, 0), c.intrinsics, c.sensor_to_ego, ego_pose(T0), T0 + offset, True))
+    with NuScenesWriter(tmp_path / "ds", key_tolerance_us=50_000) as w:
+        w.add_map("m", MAP)
+        calibs = [cam_calibration(i) for i in range(6)] + [LIDAR_CALIB]
+        s = w.begin_scene(SceneMeta("s", "d", "m"), calibs)
+        for k in range(3):
+            t = T0 + k * KEY_US
+            w.add_sample(s, t, [car_box(t)])
+            w.add_lidar_sweep(s, LidarSweep(lidar_points(seed=k), LIDAR_CALIB.sensor_to_ego, ego_pose(t), t, True))
+            for c in calibs[:6]:
+                w.add_camera_frame(s, CameraFrame(c.channel, image_for(0, k), c.intrinsics, c.sensor_to_ego, ego_pose(t + offset), t + offset, True))
+    reader = NuScenesReader(tmp_path / "ds")
+    assert all(len(reader.nusc.get("sample", st)["data"]) == 7 for st in reader.sample_tokens(reader.scene_tokens()[0]))
+    one = ClipIndex(reader, ClipSpec(num_frames=1, window_stride=1, rate="keyframe", lidar="keyframe"))
+    for i in range(len(one)):
+        clip = one.load(i)
+        assert len(clip.lidar) == 1 and clip.lidar_timestamps[0] == clip.timestamps[0] - offset
+        np.testing.assert_array_equal(clip.lidar[0], lidar_points(seed=i))
+    assert len(ClipIndex(reader, ClipSpec(num_frames=1, window_stride=1, rate="keyframe", lidar="all")).load(0).lidar) == 1

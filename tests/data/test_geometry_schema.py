@@ -80,3 +80,10 @@ def test_map_to_frame_and_crop():
     local = layers.to_frame(ego)
     np.testing.assert_allclose(local.lane_divider[0], [[5, 0], [5, -10]], atol=1e-12)
     assert len(local.crop(np.zeros(2), 50).lane_divider) == 1
+
+
+def test_map_crop_keeps_long_geometry_passing_through():
+    road = MapLayers(drivable_area=(np.array([[-500.0, -5.0], [500.0, -5.0], [500.0, 5.0], [-500.0, 5.0]]),),
+                     lane_divider=(np.array([[-500.0, 300.0], [500.0, 300.0]]),))
+    cropped = road.crop(np.zeros(2), 50.0)
+    assert len(cropped.drivable_area) == 1 and len(cropped.lane_divider) == 0

@@ -255,7 +255,9 @@ class ClipIndex:
             b, p = self._annotations_at(scene, t)
             boxes.append([x.transform(g2e) for x in b])
             poses.append([x.transform(g2e) for x in p])
-        lidar, lidar_e2g, lidar_ts, lidar_to_ego = self._load_lidar(scene, timestamps[0], timestamps[-1])
+        sample_tokens = [reader.sample_data(t)["sample_token"] for t in ref.frame_tokens]
+        key_samples = [s for s, k in zip(sample_tokens, is_key) if k]
+        lidar, lidar_e2g, lidar_ts, lidar_to_ego = self._load_lidar(scene, timestamps[0], timestamps[-1], key_samples)
         ref0 = Pose.from_matrix(ego_to_global[0])
         inv0 = np.linalg.inv(ego_to_global[0])
         traj = []
@@ -265,7 +267,6 @@ class ClipIndex:
         location = reader.scene_location(scene)
         local_map = reader.map_layers(location).crop(ref0.translation[:2], spec.map_radius * 1.5).to_frame(ref0)
         local_map = local_map.crop(np.zeros(2), spec.map_radius)
-        sample_tokens = [sd["sample_token"] for sd in (reader.sample_data(t) for t in ref.frame_tokens)]
         return Clip(
             scene_token=scene,
             views=tuple(spec.views),
@@ -288,13 +289,22 @@ class ClipIndex:
             clip_id=ref.clip_id,
         )
 
-    def _load_lidar(self, scene: str, t0: int, t1: int):
+    def _load_lidar(self, scene: str, t0: int, t1: int, sample_tokens: list[str]):
+        """Sweeps of the clip's time span. Camera and LiDAR clocks differ on real nuScenes (a
+        keyframe's camera images are up to ~40 ms off its sweep), so "keyframe" takes the sweep
+        of every sample the clip's frames belong to or span, and "all" widens the span by half a
+        sweep period."""
         if self.spec.lidar == "none" or LIDAR_CHANNEL not in self.reader.channels(scene):
             return [], np.zeros((0, 4, 4)), np.zeros(0, dtype=np.int64), np.eye(4)
-        times, toks = self._channel_times(scene, LIDAR_CHANNEL)
-        sel = [tok for tt, tok in zip(times, toks) if t0 <= tt <= t1]
         if self.spec.lidar == "keyframe":
-            sel = [tok for tok in sel if self.reader.sample_data(tok)["is_key_frame"]]
+            key_times, key_toks = self._keyframes(scene)
+            samples = set(sample_tokens) | {tok for tt, tok in zip(key_times, key_toks) if t0 <= tt <= t1}
+            samples_in_order = [tok for tok in key_toks if tok in samples]
+            sel = [self.reader.nusc.get("sample", s)["data"][LIDAR_CHANNEL] for s in samples_in_order]
+        else:
+            times, toks = self._channel_times(scene, LIDAR_CHANNEL)
+            half = int(np.median(np.diff(times)) // 2) if len(times) > 1 else 0
+            sel = [tok for tt, tok in zip(times, toks) if t0 - half <= tt <= t1 + half]
         sweeps = [self.reader.lidar_sweep(tok) for tok in sel]
         l2e = sweeps[0].sensor_to_ego.matrix() if sweeps else np.eye(4)
         return (

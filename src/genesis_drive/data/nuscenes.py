@@ -117,8 +117,12 @@ class NuScenesWriter:
     deterministic given the same calls in the same order, so identical inputs give identical files.
     """
 
-    def __init__(self, root: str | Path, version: str = "v1.0-trainval", overwrite: bool = False):
+    def __init__(self, root: str | Path, version: str = "v1.0-trainval", overwrite: bool = False, key_tolerance_us: int = 0):
+        """``key_tolerance_us``: how far (us) a key frame's timestamp may be from its sample's.
+        0 demands equality (SynthTown's synchronised sensors); real nuScenes cameras fire up to
+        ~50 ms away from the LiDAR sweep that stamps the sample."""
         self.root = Path(root)
+        self.key_tolerance_us = int(key_tolerance_us)
         if not version.startswith("v1.0-"):
             raise DataError(f"version must look like 'v1.0-<split>', got {version!r}", self.root, "version")
         if self.root.exists() and not overwrite:
@@ -204,7 +208,8 @@ class NuScenesWriter:
         return token
 
     def add_sample(self, scene_token: str, timestamp: int, boxes: list[Box3D], poses: list[HumanPose] = ()) -> str:
-        """Add a keyframe at ``timestamp`` (us) with annotations in the global frame.
+        """Add a keyframe at ``timestamp`` (us) with annotations in the global frame. Sensor
+        frames flagged ``is_key_frame`` attach to the sample nearest in time (see ``key_tolerance_us``).
 
         ``Box3D.instance_token`` identifies a track (any stable string; mapped to instance tokens).
         ``HumanPose.instance_token`` must match a box of the same sample.
@@ -329,14 +334,17 @@ class NuScenesWriter:
             for a, b in zip(scene.samples, scene.samples[1:]):
                 a["next"], b["prev"] = b["token"], a["token"]
             key_ts = np.array([s["timestamp"] for s in scene.samples])
-            by_ts = {s["timestamp"]: s for s in scene.samples}
             by_channel: dict[str, list] = {}
             for rec in scene.data:
                 if rec["is_key_frame"]:
-                    sample = by_ts.get(rec["timestamp"])
-                    if sample is None:
+                    j = int(np.argmin(np.abs(key_ts - rec["timestamp"])))
+                    sample = scene.samples[j]
+                    if abs(int(key_ts[j]) - rec["timestamp"]) > self.key_tolerance_us:
                         raise DataError(
-                            f"key frame of {rec['_channel']} at {rec['timestamp']} matches no sample timestamp", self.root, "is_key_frame"
+                            f"key frame of {rec['_channel']} at {rec['timestamp']} is more than {self.key_tolerance_us} us "
+                            f"from every sample timestamp",
+                            self.root,
+                            "is_key_frame",
                         )
                     if rec["_channel"] in sample["data"]:
                         raise DataError(f"two key frames of {rec['_channel']} at {rec['timestamp']}", self.root, "is_key_frame")

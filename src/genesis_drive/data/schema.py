@@ -370,11 +370,13 @@ class MapLayers:
         return self.transform_2d(m)
 
     def crop(self, center_xy: np.ndarray, radius: float) -> "MapLayers":
-        """Keep geometries with any vertex within ``radius`` metres (square window) of ``center_xy``."""
+        """Keep whole geometries whose bounding box meets the square of half-size ``radius``
+        metres around ``center_xy`` (a long road polygon with no vertex inside is kept)."""
         c = np.asarray(center_xy, dtype=np.float64)
 
         def keep(a: np.ndarray) -> bool:
-            return bool(np.any(np.all(np.abs(a - c) <= radius, axis=1)))
+            lo, hi = a.min(axis=0), a.max(axis=0)
+            return bool(np.all(lo <= c + radius) and np.all(hi >= c - radius))
 
         return MapLayers(**{n: tuple(g for g in getattr(self, n) if keep(g)) for n in self.POLYGON_LAYERS + self.LINE_LAYERS})
 

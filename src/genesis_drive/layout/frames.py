@@ -40,11 +40,12 @@ class CameraModel:
             raise ValueError(f"CameraModel {self.name}: image size must be positive, got {self.width}x{self.height}")
         object.__setattr__(self, "intrinsics", k)
         object.__setattr__(self, "cam_to_ego", m)
+        object.__setattr__(self, "_ego_to_cam", np.linalg.inv(m))
 
     @property
     def ego_to_cam(self) -> np.ndarray:
-        """(4, 4) ego frame -> camera frame."""
-        return np.linalg.inv(self.cam_to_ego)
+        """(4, 4) ego frame -> camera frame (computed once)."""
+        return self._ego_to_cam
 
     def to_camera(self, points_ego: np.ndarray) -> np.ndarray:
         """Ego-frame points (..., 3) in metres -> camera-frame points (..., 3)."""
