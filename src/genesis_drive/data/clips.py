@@ -159,17 +159,29 @@ class ClipIndex:
     """Clips of a nuScenes-format root, cut by a :class:`ClipSpec`.
 
     With ``manifest`` (a DataCrafter Parquet manifest), only kept clips are listed and their
-    structured captions are attached to the loaded :class:`Clip`.
+    structured captions are attached to the loaded :class:`Clip`. ``scenes`` restricts the index
+    to some scene tokens (default: every scene of the root).
     """
 
-    def __init__(self, reader: NuScenesReader, spec: ClipSpec = ClipSpec(), manifest: str | Path | None = None):
+    def __init__(
+        self,
+        reader: NuScenesReader,
+        spec: ClipSpec = ClipSpec(),
+        manifest: str | Path | None = None,
+        scenes: Optional[list[str]] = None,
+    ):
         self.reader = reader
         self.spec = spec
         self._captions: Optional[dict] = _read_manifest(Path(manifest)) if manifest is not None else None
         self.refs: list[ClipRef] = []
         ref_cam = spec.views[0]
         span = (spec.num_frames - 1) * spec.frame_stride + 1
-        for scene in reader.scene_tokens():
+        known = reader.scene_tokens()
+        if scenes is not None:
+            unknown = [t for t in scenes if t not in known]
+            if unknown:
+                raise DataError(f"unknown scene tokens {unknown}", reader.root, "scenes")
+        for scene in known if scenes is None else scenes:
             name = reader.scene_name(scene)
             available = reader.channels(scene)
             missing = [v for v in spec.views if v not in available]
