@@ -17,9 +17,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genesis-drive", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"genesis-drive {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from . import demo
+    from .curation import cli as curation_cli
     from .data import cli as data_cli
+    from .eval import cli as eval_cli
+    from .train import cli as train_cli
+    from .world import cli as world_cli
 
+    demo.register(sub)
+    world_cli.register(sub)
     data_cli.register(sub)
+    curation_cli.register(sub)
+    train_cli.register(sub)
+    eval_cli.register(sub)
     return parser
 
 

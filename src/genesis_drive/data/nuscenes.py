@@ -228,7 +228,7 @@ class NuScenesWriter:
             bad = [a for a in b.attributes if a not in ATTRIBUTES]
             if bad:
                 raise DataError(f"unknown attributes {bad}; expected from {ATTRIBUTES}", self.root, "Box3D.attributes")
-            inst_tok = _token("instance", scene.meta.name, b.instance_token)
+            inst_tok = self.instance_token(scene_token, b.instance_token)
             if inst_tok not in self._instances:
                 self._instances[inst_tok] = {"token": inst_tok, "category_token": _token("category", b.category)}
                 self._anns_by_instance[inst_tok] = []
@@ -262,6 +262,10 @@ class NuScenesWriter:
                 }
             )
         return token
+
+    def instance_token(self, scene_token: str, track: str) -> str:
+        """The instance token the dataset will use for track id ``track`` of a scene."""
+        return _token("instance", self._scene(scene_token).meta.name, track)
 
     def add_camera_frame(self, scene_token: str, frame: CameraFrame) -> str:
         """Add a camera image (written as JPEG); key frames go to samples/, others to sweeps/."""
