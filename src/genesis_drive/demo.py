@@ -74,6 +74,23 @@ def _rel(path: Path, base: Path) -> str:
     return html.escape(str(path.relative_to(base)))
 
 
+def _injected_faults(root: Path, rows: list[dict]) -> dict[str, list[str]]:
+    """clip_id -> SynthTown fault kinds recorded for any image inside the clip's time span."""
+    from .data.nuscenes import NuScenesReader
+
+    reader = NuScenesReader(root)
+    faults = reader.extra_table("synthtown_fault")
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        tokens = r.get("frame_tokens") or []
+        if not tokens:
+            continue
+        times = [reader.sample_data(t)["timestamp"] for t in tokens]
+        kinds = {f["kind"] for f in faults if f["scene_token"] == r["scene_token"] and times[0] <= f["timestamp"] <= times[-1]}
+        out[r["clip_id"]] = sorted(kinds)
+    return out
+
+
 def write_index(out: Path, root: Path, show: Path, manifest: Path, run_dir: Path, timings: dict[str, float]) -> Path:
     """An HTML page with the demo's pictures, videos, curation summary and training curve."""
     import pyarrow.parquet as pq
@@ -97,11 +114,17 @@ def write_index(out: Path, root: Path, show: Path, manifest: Path, run_dir: Path
         report = next((p for p in sorted(manifest.parent.rglob("*.html"))), None)
         if report is not None:
             parts.append(f"<p>Report: <a href='{_rel(report, out)}'>{_rel(report, out)}</a></p>")
-        parts.append("<table><tr><th>clip</th><th>score</th><th>kept</th><th>caption</th></tr>")
-        for r in rows[:8]:
+        truth = _injected_faults(root, rows)
+        parts.append("<p>Each clip is 8 frames x 6 views; SynthTown injects faults at known rates, so the "
+                     "faults it recorded for a clip's images are shown beside DataCrafter's reasons.</p>")
+        parts.append("<table><tr><th>clip</th><th>score S</th><th>kept</th><th>rejection reasons</th>"
+                     "<th>injected faults (ground truth)</th><th>caption</th></tr>")
+        for r in rows:
             text = html.escape(str(r.get("caption_text") or "")[:300])
-            parts.append(f"<tr><td>{html.escape(r['clip_id'])}</td><td>{r.get('score_total', r.get('score', '')):.3}</td>"
-                         f"<td>{'yes' if r.get('kept') else 'no'}</td><td>{text}</td></tr>")
+            reasons = html.escape(", ".join(r.get("rejection_reasons") or []))
+            faults = html.escape(", ".join(truth.get(r["clip_id"], [])))
+            parts.append(f"<tr><td>{html.escape(r['clip_id'])}</td><td>{float(r.get('total') or 0):.3f}</td>"
+                         f"<td>{'yes' if r.get('kept') else 'no'}</td><td>{reasons}</td><td>{faults}</td><td>{text}</td></tr>")
         parts.append("</table>")
     previews = sorted((run_dir / "previews").glob("*.png")) if run_dir.is_dir() else []
     if previews:
