@@ -11,8 +11,6 @@ A clip holding only some of them leaves the other slots black.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +19,7 @@ import imageio.v2 as imageio
 import numpy as np
 from tqdm import tqdm
 
-from ..data.atomic import atomic_write_bytes
+from ..data.atomic import atomic_output, atomic_write_bytes
 
 __all__ = ["GRID_LAYOUT", "view_grid", "write_png", "write_mp4", "write_grid_mp4"]
 
@@ -98,10 +96,7 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 12.0, crf: int 
     if not fps > 0:
         raise ValueError(f"write_mp4 fps must be > 0, got {fps}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".mp4") as tmp:
         writer = imageio.get_writer(
             tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", pixelformat="yuv420p",
             macro_block_size=1, quality=None, ffmpeg_params=["-crf", str(crf)], ffmpeg_log_level="error",
@@ -109,12 +104,6 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 12.0, crf: int 
         with writer:
             for frame in tqdm(frames, desc=f"write {path.name}", unit="frame", disable=not progress, leave=False):
                 writer.append_data(_even(frame))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a video is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
