@@ -1,7 +1,9 @@
 """DataCrafter on SynthTown: fault detection quality per fault kind, and clips/s (local pool vs Ray).
 
     python benchmarks/bench_curation.py --work /tmp/bench_curation [--seed 7] [--scenes 10] \
-        [--seconds 8] [--workers 2] [--out docs/benchmarks/curation.md]
+        [--seconds 8] [--workers 2] [--out FILE.md]
+
+The printed markdown section is what docs/benchmarks.md holds.
 
 1. Generates a SynthTown split (``--seed``; the scorers were tuned on seeds 100-102, never on
    this one) with fault rates set so that about a quarter of the clips is fault-free
@@ -143,7 +145,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray timing")
-    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/curation.md"))
+    ap.add_argument("--out", type=Path, default=None, help="also write the markdown section to this file")
     args = ap.parse_args()
     root = args.work / "synthtown"
     if not (root / "v1.0-trainval").is_dir():
@@ -221,9 +223,9 @@ def main() -> None:
         "",
         f"* Goals: blur {goal('motion_blur', 0.95)}, over-exposure {goal('overexposure', 0.95)}; lens occlusion: the opaque",
         f"  `occlusion` kind {goal('occlusion', 0.9)}, the semi-transparent `lens_dirt` kind {goal('lens_dirt', 0.9)}.",
-        "  Smudges of severity 0.3 are about 35 % opaque blotches a few pixels wide at 256x144; the dirt index (blobs in the",
-        "  temporal median that are also holes in the temporal-change map, relative to the sibling cameras) finds the",
-        "  stronger ones.",
+        "  Smudges of severity 0.3 are about 35 % opaque blotches a few pixels wide at 256x144. The dirt index scores soft,",
+        "  out-of-focus blobs of the temporal median (blob response over the nearby sharp-edge strength) that are also",
+        "  holes in the temporal-change map, per camera (absolute, not relative to the sibling cameras).",
         "* \"AUC vs all other clips\" is lower for blur and occlusion because other faults lower those sub-scores too (a",
         "  black dropped frame or a glare veil has no fine detail): the sub-scores measure image properties, not causes.",
         "* Executors wrote identical manifests (checked by the script). Ray's time includes starting Ray (about 10 s here);",
@@ -233,7 +235,8 @@ def main() -> None:
         "  CPU time from it, which bounds the speed-up of 2 workers over 1.",
         "",
     ]
-    atomic_write_text(args.out, "\n".join(lines))
+    if args.out is not None:
+        atomic_write_text(args.out, "\n".join(lines))
     print("\n".join(lines))
 
 

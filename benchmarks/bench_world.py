@@ -8,7 +8,7 @@ which does not change the statistics).
 
     python benchmarks/bench_world.py                 # all sections (tens of minutes on 2 CPU cores)
     python benchmarks/bench_world.py --quick         # shorter scenes, fewer of them
-    python benchmarks/bench_world.py --out docs/benchmarks/world_results.md
+    python benchmarks/bench_world.py [--out FILE.md]   (the markdown report printed is what docs/benchmarks.md holds)
 """
 
 from __future__ import annotations

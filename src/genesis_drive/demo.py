@@ -9,7 +9,8 @@ Steps (each is the same CLI command a user would type, run in-process):
 5. ``train``      train the tiny frame autoencoder on the camera frames (previews, checkpoints);
 6. an ``index.html`` page linking everything, with the pictures inline.
 
-Rerunning with the same ``--out`` resumes: finished steps (their outputs present) are skipped.
+Rerunning with the same ``--out`` and settings resumes: finished steps (their outputs present)
+are skipped; other settings on an existing ``--out`` are refused (outputs would mix runs).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="tiny", help="SynthTown preset (tiny: ~1 min here; full: much longer)")
     p.add_argument("--scenes", type=int, default=None, help="number of scenes (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fault-scale", type=float, default=0.2,
+                   help="SynthTown fault rates x F (default 0.2: at full rates nearly every 48-image clip holds a fault)")
     p.add_argument("--train-steps", type=int, default=60, help="frame autoencoder steps")
     p.set_defaults(func=run)
 
@@ -50,8 +53,13 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     root, show, manifest, run_dir = out / "synthtown", out / "show", out / "curation" / "manifest.parquet", out / "runs" / "frame_ae"
     timings: dict[str, float] = {}
+    settings = {"preset": args.preset, "scenes": args.scenes, "seed": args.seed, "fault_scale": args.fault_scale, "train_steps": args.train_steps}
+    stamp = out / "demo_settings.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) != settings:
+        raise GenesisError(f"{out} holds a demo run with other settings ({stamp}); use another --out or delete it")
+    atomic_write_text(stamp, json.dumps(settings))
     if not (root / "v1.0-trainval").is_dir():
-        world = ["world", "--out", str(root), "--preset", args.preset, "--seed", str(args.seed)]
+        world = ["world", "--out", str(root), "--preset", args.preset, "--seed", str(args.seed), "--fault-scale", str(args.fault_scale)]
         if args.scenes:
             world += ["--scenes", str(args.scenes)]
         timings["world"] = _step("1/5 SynthTown", world)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -65,6 +66,33 @@ def test_dirt_index_rises_with_smudges_and_needs_motion():
         clean = dirt_index(_drive_frames(seed))
         assert all(dirt_index(_drive_frames(seed, dirt=c)) > clean * 1.4 for c in (0.05, 0.15, 0.3))
         assert dirt_index(_drive_frames(seed, dirt=0.15)[:8]) == 0.0  # too few frames to tell smudges from objects
+
+
+def _smudge_alpha(h: int, w: int, seed: int) -> np.ndarray:
+    """Opacity ``(h w)`` of 8 soft, semi-transparent smudges (discs of radius 5-9 px blurred with
+    sigma 3 px, peak opacity about 0.48): the SynthTown kind, out of focus and see-through."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros((h, w), np.float32)
+    for _ in range(8):
+        cv2.circle(m, (int(rng.uniform(20, w - 20)), int(rng.uniform(10, h - 10))), int(rng.uniform(5, 9)), 1.0, -1)
+    return 0.5 * cv2.GaussianBlur(m, (0, 0), 3.0)
+
+
+def test_static_semi_transparent_smudges_over_moving_content_score_worse():
+    cfg = ScoreConfig()
+    for seed in (0, 1, 2):
+        y = _drive_frames(seed, t=32, step=24)  # (t h w) luma of a view panning over a wide scene
+        a = _smudge_alpha(*y.shape[1:], seed)
+        assert 0.4 < a.max() < 0.55
+        dirty = y * (1 - a[None]) + 0.2 * a[None]  # I = (1 - a) S + a c, the same smudges in every frame
+        clean_idx, dirty_idx = dirt_index(y), dirt_index(dirty)
+        assert dirty_idx > 1.5 * clean_idx, (clean_idx, dirty_idx)
+        assert float(cfg.dirt(dirty_idx)) < 0.5, dirty_idx  # flagged: listed among the rejection reasons
+        assert float(cfg.dirt(clean_idx)) > 0.9, clean_idx
+        # the same smudges moving with the content (on the world, not on the lens) count far less
+        moving = np.stack([np.roll(a, -24 * i, axis=1) for i in range(len(y))])
+        world_idx = dirt_index(y * (1 - moving) + 0.2 * moving)
+        assert world_idx < 0.5 * (clean_idx + dirty_idx), (clean_idx, world_idx, dirty_idx)
 
 
 def test_clean_clip_is_kept_with_high_scores():

@@ -183,3 +183,26 @@ def test_unsynchronised_keyframes_like_real_nuscenes(tmp_path):
         assert len(clip.lidar) == 1 and clip.lidar_timestamps[0] == clip.timestamps[0] - offset
         np.testing.assert_array_equal(clip.lidar[0], lidar_points(seed=i))
     assert len(ClipIndex(reader, ClipSpec(num_frames=1, window_stride=1, rate="keyframe", lidar="all")).load(0).lidar) == 1
+
+
+def test_collate_pads_sweeps_and_points():
+    a = {"lidar": torch.ones(2, 3, 5), "lidar_mask": torch.ones(2, 3, dtype=torch.bool), "clip_id": "a"}
+    b = {"lidar": torch.ones(1, 5, 5) * 2, "lidar_mask": torch.ones(1, 5, dtype=torch.bool), "clip_id": "b"}
+    batch = collate_clips([a, b])
+    assert batch["lidar"].shape == (2, 2, 5, 5) and batch["lidar_mask"].shape == (2, 2, 5)
+    assert batch["lidar_mask"].sum(dim=(1, 2)).tolist() == [6, 5]
+    assert (batch["lidar"][1, 1] == 0).all() and (batch["lidar"][1, 0] == 2).all()
+    assert batch["clip_id"] == ["a", "b"]
+
+
+def test_manifest_cut_with_another_spec_is_refused(reader, tmp_path):
+    idx = ClipIndex(reader, ClipSpec(num_frames=3, window_stride=6))
+    table = pa.table({"clip_id": ["scene-0001:0006"], "kept": [True], "caption_json": [None],
+                      "frame_tokens": [list(idx.refs[1].frame_tokens)]})
+    path = tmp_path / "m.parquet"
+    pq.write_table(table, path)
+    assert len(ClipIndex(reader, ClipSpec(num_frames=3, window_stride=6), manifest=path)) == 1
+    from genesis_drive.errors import DataError
+
+    with pytest.raises(DataError, match="covers other frames than the manifest's"):
+        ClipIndex(reader, ClipSpec(num_frames=3, frame_stride=2, window_stride=6), manifest=path)

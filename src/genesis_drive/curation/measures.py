@@ -36,9 +36,6 @@ class MeasureConfig:
     occlusion_frames: lens occlusion is judged on this many frames of the camera spread evenly over
         the whole scene (dirt stays on the lens; over a scene everything else moves), when the
         dataset is available (:class:`~.worker.ClipWorker`); else on the clip's own frames.
-    dirt_floor: a view's lens-dirt index is compared with the median over the clip's views that
-        have one (dirt rarely hits every camera at once; the siblings share lighting, weather and
-        surroundings), ``dirt / max(median, dirt_floor)``.
     """
 
     analysis_width: int | None = 640
@@ -48,7 +45,6 @@ class MeasureConfig:
     max_frame_offset: float = 0.75
     gap_factor: float = 1.5
     occlusion_frames: int = 48
-    dirt_floor: float = 0.003
     occlusion: OcclusionConfig = OcclusionConfig()
     integrity: IntegrityConfig = IntegrityConfig()
 
@@ -60,8 +56,8 @@ class ClipMeasures:
     image: measurement name -> ``(t v)`` array over frames and views (units: :mod:`.image_quality`),
         plus the temporal jumps of :func:`add_temporal_jumps`.
     occlusion_per_view: ``(v,)`` occluded fraction of each view; occlusion: their maximum.
-    dirt_per_view: ``(v,)`` lens-dirt blob index of each view relative to the views' median
-        (:class:`MeasureConfig`), dirt: their maximum; dirt_raw_per_view: the indices themselves.
+    dirt_per_view: ``(v,)`` lens-dirt index of each view (:func:`~.occlusion.dirt_index`), dirt:
+        their maximum.
     missing_slots: ``(t v)`` bool, frames missing, blank, frozen or off-time per view;
     missing_views: expected views the clip lacks; missing_fraction: missing (frame, view) slots
     over ``t * len(expected views)``.
@@ -72,7 +68,6 @@ class ClipMeasures:
     image: dict[str, np.ndarray]
     occlusion_per_view: np.ndarray
     dirt_per_view: np.ndarray
-    dirt_raw_per_view: np.ndarray
     missing_slots: np.ndarray
     missing_views: list[str]
     missing_fraction: float
@@ -96,7 +91,6 @@ class ClipMeasures:
             d["worst_blur_frame"] = int(np.argmax(self.image["blur"][:, vi]))
             d["occlusion"] = round(float(self.occlusion_per_view[vi]), 5)
             d["dirt"] = round(float(self.dirt_per_view[vi]), 4)
-            d["dirt_raw"] = round(float(self.dirt_raw_per_view[vi]), 6)
             d["missing_frames"] = np.flatnonzero(self.missing_slots[:, vi]).tolist()
             per_view[v] = d
         return {
@@ -168,8 +162,6 @@ def measure_clip(
         occlusion = [occlusion_measures(y, cfg.occlusion) for y in lumas]
     if len(occlusion) != v_n:
         raise ValueError(f"occlusion must give measurements per view ({v_n}), got {len(occlusion)}")
-    dirt_raw = np.array([o.dirt for o in occlusion], dtype=np.float64)
-
     missing = np.zeros((t_n, v_n), bool)
     missing |= np.array([[float(lumas[v][t].std()) * 255.0 < cfg.blank_std for v in range(v_n)] for t in range(t_n)])
     missing |= _frozen_slots(lumas, clip, cfg)
@@ -191,8 +183,7 @@ def measure_clip(
         views=clip.views,
         image=image,
         occlusion_per_view=np.array([o.occluded for o in occlusion], dtype=np.float64),
-        dirt_per_view=dirt_raw / max(float(np.median(dirt_raw[dirt_raw > 0])) if np.any(dirt_raw > 0) else 0.0, cfg.dirt_floor),
-        dirt_raw_per_view=dirt_raw,
+        dirt_per_view=np.array([o.dirt for o in occlusion], dtype=np.float64),
         missing_slots=missing,
         missing_views=missing_views,
         missing_fraction=min(1.0, n_missing / total_slots),

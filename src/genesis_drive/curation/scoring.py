@@ -83,9 +83,9 @@ class ScoreConfig:
     view's clip median; noise sigma in 8-bit grey levels; blockiness (relative excess step);
     exposed fractions 0..1, mean luma 0..1 and the relative brightness jump; backlight index (luma difference,
     -1..1) and its jump; contrast = luma std 0..1; colour cast ``D min(1, K)`` in CIELAB units;
-    occlusion = soft occluded fraction of the worst view 0..1 and dirt = lens-dirt blob index of
-    the worst view relative to the views' median (:mod:`.occlusion`, :mod:`.measures`; the
-    occlusion sub-score is the lower of the two); missing = fraction of (frame,
+    occlusion = soft occluded fraction of the worst view 0..1 and dirt = lens-dirt soft-blob index
+    of the worst view (dimensionless, :func:`~.occlusion.dirt_index`; the occlusion sub-score is
+    the lower of the two); missing = fraction of (frame,
     view) slots missing, blank or frozen; integrity = weighted count of annotation / timing
     violations. Per-image sub-scores take the minimum over their curves (e.g. blur = min(blur,
     blur_jump)).
@@ -108,7 +108,7 @@ class ScoreConfig:
     contrast: Curve = Curve(0.06, 0.02)
     colour_cast: Curve = Curve(8.0, 20.0)
     occlusion: Curve = Curve(0.06, 0.18)
-    dirt: Curve = Curve(1.6, 2.4)
+    dirt: Curve = Curve(0.8, 1.3)
     missing: Curve = Curve(0.005, 0.02)
     integrity: Curve = Curve(0.25, 1.5)
     weights: tuple[float, float, float] = (0.4, 0.3, 0.3)

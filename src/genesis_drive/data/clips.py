@@ -134,8 +134,8 @@ def _interpolate_poses(p0: list[HumanPose], p1: list[HumanPose], w: float) -> li
     return out
 
 
-def _read_manifest(path: Path) -> dict[str, Optional[dict]]:
-    """Kept clips of a DataCrafter manifest: clip_id -> caption dict (None if uncaptioned)."""
+def _read_manifest(path: Path) -> dict[str, tuple[Optional[tuple[str, ...]], Optional[dict]]]:
+    """Kept clips of a DataCrafter manifest: clip_id -> (frame tokens or None, caption or None)."""
     import pyarrow.parquet as pq
 
     try:
@@ -151,7 +151,8 @@ def _read_manifest(path: Path) -> dict[str, Optional[dict]]:
     for r in rows:
         if r["kept"]:
             cap = r.get("caption_json")
-            out[r["clip_id"]] = json.loads(cap) if cap else None
+            frames = r.get("frame_tokens")
+            out[r["clip_id"]] = (tuple(frames) if frames else None, json.loads(cap) if cap else None)
     return out
 
 
@@ -172,7 +173,7 @@ class ClipIndex:
     ):
         self.reader = reader
         self.spec = spec
-        self._captions: Optional[dict] = _read_manifest(Path(manifest)) if manifest is not None else None
+        self._manifest: Optional[dict] = _read_manifest(Path(manifest)) if manifest is not None else None
         self.refs: list[ClipRef] = []
         ref_cam = spec.views[0]
         span = (spec.num_frames - 1) * spec.frame_stride + 1
@@ -192,9 +193,18 @@ class ClipIndex:
                 tokens = [t for t in tokens if reader.sample_data(t)["is_key_frame"]]
             for start in range(0, len(tokens) - span + 1, spec.window_stride):
                 clip_id = f"{name}:{start:04d}"
-                if self._captions is not None and clip_id not in self._captions:
+                if self._manifest is not None and clip_id not in self._manifest:
                     continue
                 frames = tuple(tokens[start : start + span : spec.frame_stride])
+                if self._manifest is not None:
+                    curated = self._manifest[clip_id][0]
+                    if curated is not None and curated != frames:
+                        raise DataError(
+                            f"clip {clip_id} covers other frames than the manifest's (the manifest was cut with another "
+                            "ClipSpec: use the same num_frames, frame_stride, window_stride, rate and views as `curate`)",
+                            manifest,
+                            "frame_tokens",
+                        )
                 self.refs.append(ClipRef(clip_id, scene, name, frames))
 
     def __len__(self) -> int:
@@ -297,15 +307,15 @@ class ClipIndex:
             ego_trajectory=np.array(traj),
             is_key_frame=np.array(is_key),
             sample_tokens=sample_tokens,
-            caption=None if self._captions is None else self._captions.get(ref.clip_id),
+            caption=None if self._manifest is None else self._manifest.get(ref.clip_id, (None, None))[1],
             clip_id=ref.clip_id,
         )
 
     def _load_lidar(self, scene: str, t0: int, t1: int, sample_tokens: list[str]):
         """Sweeps of the clip's time span. Camera and LiDAR clocks differ on real nuScenes (a
         keyframe's camera images are up to ~40 ms off its sweep), so "keyframe" takes the sweep
-        of every sample the clip's frames belong to or span, and "all" widens the span by half a
-        sweep period."""
+        of every sample whose key frames are in the clip (``sample_tokens``) or whose timestamp
+        lies in the span, and "all" widens the span by half a sweep period."""
         if self.spec.lidar == "none" or LIDAR_CHANNEL not in self.reader.channels(scene):
             return [], np.zeros((0, 4, 4)), np.zeros(0, dtype=np.int64), np.eye(4)
         if self.spec.lidar == "keyframe":
@@ -355,15 +365,18 @@ def clip_to_tensors(clip: Clip) -> dict[str, torch.Tensor]:
 
 
 def collate_clips(items: list[dict]) -> dict:
-    """Batch dicts from :class:`ClipDataset`: tensors are stacked (``b ...``), ragged LiDAR is
-    zero-padded along points, other values (captions, ids) become lists."""
+    """Batch dicts from :class:`ClipDataset`: tensors are stacked (``b ...``); ragged LiDAR
+    (``lidar`` ``s n 5``, ``lidar_mask`` ``s n``) is zero-padded along sweeps and points, so
+    ``lidar_mask`` marks real points (and a sweep with no true point is padding); other values
+    (captions, ids) become lists."""
     out: dict = {}
     for key in items[0]:
         vals = [it[key] for it in items]
         if isinstance(vals[0], torch.Tensor):
             if key in ("lidar", "lidar_mask"):
-                n = max(v.shape[1] for v in vals)
-                vals = [torch.nn.functional.pad(v, (0, 0, 0, n - v.shape[1]) if v.dim() == 3 else (0, n - v.shape[1])) for v in vals]
+                s, n = max(v.shape[0] for v in vals), max(v.shape[1] for v in vals)
+                tail = (0, 0) if key == "lidar" else ()
+                vals = [torch.nn.functional.pad(v, (*tail, 0, n - v.shape[1], 0, s - v.shape[0])) for v in vals]
             out[key] = torch.stack(vals)
         else:
             out[key] = vals

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..data.nuscenes import NuScenesReader
 from ..errors import DataError
-from .chamfer import ChamferProtocol
+from .chamfer import ChamferProtocol, EmptyCloudError
 from .chamfer_metric import ChamferMetric
 from .lidar_gen import BEVHistogramMetrics
 from .report import MetricRow
@@ -117,7 +117,7 @@ class LidarEvaluator:
             target = self._future_sample(s.sample_token, s.offset)
             sd = self._lidar_token(target)
             gt = self.reader.lidar_sweep(sd).points
-            if self.generation is not None:
+            if self.generation is not None and s.offset >= 1:  # offset 0 is the conditioning keyframe
                 self.generation.update(gen[:, :3], real=False)
                 if sd not in ref_cache:
                     ref_cache[sd] = gt
@@ -127,7 +127,10 @@ class LidarEvaluator:
                 if self.protocol.frame == "reference":
                     m0 = _lidar_matrix(self.reader, self._lidar_token(s.sample_token))
                     to_ref = np.linalg.inv(m0) @ _lidar_matrix(self.reader, sd)
-                self.chamfer.update(gen[:, :3], gt[:, :3], s.offset, s.sample_token, to_ref)
+                try:
+                    self.chamfer.update(gen[:, :3], gt[:, :3], s.offset, s.sample_token, to_ref)
+                except EmptyCloudError as e:
+                    raise DataError(f"{e} (generated sweep vs ground truth {sd})", s.path, "points") from None
                 scored += 1
         rows: list[MetricRow] = []
         meta: dict = {"chamfer_protocol": self.protocol.to_dict() if self.chamfer is not None else None}

@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("--image-size", type=_size, metavar="WxH", help="camera image size in pixels")
     p.add_argument("--version", help="table version folder, v1.0-<split> (default v1.0-trainval)")
     p.add_argument("--no-buffers", action="store_true", help="do not keep depth/instance/material buffers")
+    p.add_argument("--fault-scale", type=float, default=None, metavar="F",
+                   help="multiply every sensor-fault rate by F (0 = no faults; default: the preset's rates)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing root")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
@@ -59,6 +61,11 @@ def _run(args) -> int:
         changes["version"] = args.version
     if args.no_buffers:
         changes["write_buffers"] = False
+    if args.fault_scale is not None:
+        if args.fault_scale < 0:
+            raise ConfigError(f"--fault-scale must be >= 0, got {args.fault_scale}")
+        rates = tuple(dataclasses.replace(r, rate=min(1.0, r.rate * args.fault_scale)) for r in cfg.faults.rates)
+        changes["faults"] = dataclasses.replace(cfg.faults, rates=rates)
     cfg = dataclasses.replace(cfg, **changes)
     stats = generate(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet)
     print(
