@@ -5,8 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..data.geometry import project_points, transform_points
+from ..data.geometry import transform_points
 from ..data.schema import Box3D
+from ..layout.camera import BOX_FACES
+from ..layout.frames import CameraModel
+from ..layout.project import SHIFT, project_polygon
 
 __all__ = ["box_mask"]
 
@@ -15,20 +18,20 @@ def box_mask(boxes: list[Box3D], cam_from_frame: np.ndarray, intrinsics: np.ndar
     """Boolean mask ``(h w)`` of the pixels covered by the boxes' projections.
 
     boxes: in any frame ``F`` (e.g. global); cam_from_frame: 4x4 ``F`` -> camera (x right, y down,
-    z forward, metres); intrinsics: (3, 3) for an image of ``size`` = (width, height). Each box is
-    filled as the convex hull of its corners in front of the camera (depth > 0.1 m); boxes whose
-    centre is behind the camera or farther than ``max_distance`` metres are skipped.
+    z forward, metres); intrinsics: (3, 3) for an image of ``size`` = (width, height). Every face
+    is clipped to the view frustum (near plane 0.1 m) before projection, so a box straddling the
+    camera plane still covers all the pixels it occupies; boxes farther than ``max_distance``
+    metres are skipped.
     """
     w, h = size
+    camera = CameraModel("mask", intrinsics, np.linalg.inv(cam_from_frame), w, h)
     mask = np.zeros((h, w), np.uint8)
     for b in boxes:
-        c = transform_points(cam_from_frame, b.center)
-        if c[2] <= 0.1 or np.linalg.norm(c) > max_distance:
+        if np.linalg.norm(transform_points(cam_from_frame, b.center)) > max_distance:
             continue
-        pts = transform_points(cam_from_frame, b.corners())
-        pts = pts[pts[:, 2] > 0.1]
-        uv, _ = project_points(pts, intrinsics)
-        uv = np.clip(uv, -4 * w, 5 * w)  # keep huge near-plane coordinates inside int32 range
-        hull = cv2.convexHull(np.round(uv).astype(np.int32))
-        cv2.fillConvexPoly(mask, hull, 1)
+        corners = b.corners()
+        for face in BOX_FACES.values():
+            poly = project_polygon(camera, corners[list(face)])
+            if poly is not None:
+                cv2.fillPoly(mask, [poly], 1, lineType=cv2.LINE_8, shift=SHIFT)
     return mask.astype(bool)

@@ -191,7 +191,7 @@ class ClipWorker:
         self.captioner = make_captioner(self.cfg)
         self._times: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
         self._occlusion: dict[tuple[str, str], OcclusionMeasures] = {}
-        self._sample_boxes: dict[str, list] = {}
+        self._annotations: dict[str, ClipIndex] = {}
         self._scene = ""
 
     def _channel_times(self, scene: str, channel: str) -> tuple[np.ndarray, float]:
@@ -221,11 +221,11 @@ class ClipWorker:
             ref_period = float(np.median(np.diff(keys))) if len(keys) > 1 else 0.0
         return off, ref_period * spec.frame_stride
 
-    def _boxes(self, sample_token: str) -> list:
-        """Global-frame boxes of a keyframe (cached: every camera's stack asks for them)."""
-        if sample_token not in self._sample_boxes:
-            self._sample_boxes[sample_token] = self.reader.boxes(sample_token) if sample_token else []
-        return self._sample_boxes[sample_token]
+    def _annotation_index(self, scene: str, channel: str) -> ClipIndex:
+        """A one-view index of the scene: its (cached) keyframe annotations, interpolated in time."""
+        if scene not in self._annotations:
+            self._annotations[scene] = _scene_index(self.reader, scene, replace(self.cfg.clip_spec, views=(channel,)))
+        return self._annotations[scene]
 
     def scene_occlusion(self, scene: str, channel: str) -> OcclusionMeasures:
         """Occlusion measurements of ``channel`` on ``occlusion_frames`` frames spread over the
@@ -247,7 +247,8 @@ class ClipWorker:
                 sh, sw = small.shape[:2]
                 k = scale_intrinsics(frame.intrinsics, sw / frame.size[0], sh / frame.size[1])
                 cam_from_global = np.linalg.inv((frame.ego_to_global @ frame.sensor_to_ego).matrix())
-                masks.append(box_mask(self._boxes(self.reader.sample_data(toks[i])["sample_token"]), cam_from_global, k, (sw, sh)))
+                boxes, _ = self._annotation_index(scene, channel).annotations_at(scene, frame.timestamp)  # interpolated
+                masks.append(box_mask(boxes, cam_from_global, k, (sw, sh)))
             if len({f.shape for f in frames}) == 1:
                 self._occlusion[key] = occlusion_measures(np.stack(frames), mc.occlusion, np.stack(masks))
             else:
@@ -260,7 +261,7 @@ class ClipWorker:
             self._scene = scene
             self._times.clear()
             self._occlusion.clear()
-            self._sample_boxes.clear()
+            self._annotations.clear()
             self.loader.clear()
 
     def process_one(self, p: PlannedClip) -> dict:

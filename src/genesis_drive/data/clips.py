@@ -233,7 +233,7 @@ class ClipIndex:
         i = int(np.argmin(np.abs(times - t)))
         return toks[i]
 
-    def _annotations_at(self, scene: str, t: int) -> tuple[list[Box3D], list[HumanPose]]:
+    def annotations_at(self, scene: str, t: int) -> tuple[list[Box3D], list[HumanPose]]:
         """Global-frame boxes and poses at time ``t`` (us), interpolated between keyframes."""
         times, toks = self._keyframes(scene)
         i1 = int(np.searchsorted(times, t))
@@ -274,7 +274,7 @@ class ClipIndex:
             e2g = reader.ego_pose(tok)
             ego_to_global.append(e2g.matrix())
             g2e = e2g.inverse()
-            b, p = self._annotations_at(scene, t)
+            b, p = self.annotations_at(scene, t)
             boxes.append([x.transform(g2e) for x in b])
             poses.append([x.transform(g2e) for x in p])
         sample_tokens = [reader.sample_data(t)["sample_token"] for t in ref.frame_tokens]
