@@ -92,10 +92,13 @@ def _resize_crop(x: torch.Tensor, size: int, mode: str, crop: str) -> torch.Tens
     return x[:, :, top : top + size, left : left + size]
 
 
-class ImageFeatureExtractor(nn.Module):
-    """``(b, 3, h, w)`` RGB -> resize to ``size x size`` -> scale to ``value_range`` -> ``network`` -> ``(b, d)``."""
+class _ResizingExtractor(nn.Module):
+    """Shared settings of the image and video extractors: a ``network`` with ``num_features``,
+    the square input ``size``, resize ``mode``, ``crop`` and the network's input ``value_range``."""
 
-    def __init__(self, network: nn.Module, size: int = 299, mode: str = "bilinear", crop: str = "none", value_range=(-1.0, 1.0)):
+    INPUT = ""
+
+    def __init__(self, network: nn.Module, size: int, mode: str = "bilinear", crop: str = "none", value_range=(-1.0, 1.0)):
         super().__init__()
         if mode not in RESIZE_MODES:
             raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
@@ -105,7 +108,16 @@ class ImageFeatureExtractor(nn.Module):
         self.num_features = int(network.num_features)
 
     def protocol(self) -> dict:
-        return {"input": "image", "size": self.size, "resize_mode": self.mode, "crop": self.crop, "value_range": list(self.value_range)}
+        return {"input": self.INPUT, "size": self.size, "resize_mode": self.mode, "crop": self.crop, "value_range": list(self.value_range)}
+
+
+class ImageFeatureExtractor(_ResizingExtractor):
+    """``(b, 3, h, w)`` RGB -> resize to ``size x size`` -> scale to ``value_range`` -> ``network`` -> ``(b, d)``."""
+
+    INPUT = "image"
+
+    def __init__(self, network: nn.Module, size: int = 299, mode: str = "bilinear", crop: str = "none", value_range=(-1.0, 1.0)):
+        super().__init__(network, size, mode, crop, value_range)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -117,20 +129,13 @@ class ImageFeatureExtractor(nn.Module):
         return self.network(x * (hi - lo) + lo)
 
 
-class VideoFeatureExtractor(nn.Module):
+class VideoFeatureExtractor(_ResizingExtractor):
     """``(b, t, 3, h, w)`` RGB -> per-frame resize -> scale -> ``network`` on ``(b, 3, t, size, size)`` -> ``(b, d)``."""
 
-    def __init__(self, network: nn.Module, size: int = 224, mode: str = "bilinear", crop: str = "none", value_range=(-1.0, 1.0)):
-        super().__init__()
-        if mode not in RESIZE_MODES:
-            raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
-        self.network = network
-        self.size, self.mode, self.crop = int(size), mode, crop
-        self.value_range = (float(value_range[0]), float(value_range[1]))
-        self.num_features = int(network.num_features)
+    INPUT = "video"
 
-    def protocol(self) -> dict:
-        return {"input": "video", "size": self.size, "resize_mode": self.mode, "crop": self.crop, "value_range": list(self.value_range)}
+    def __init__(self, network: nn.Module, size: int = 224, mode: str = "bilinear", crop: str = "none", value_range=(-1.0, 1.0)):
+        super().__init__(network, size, mode, crop, value_range)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5 or x.shape[2] != 3:
