@@ -16,7 +16,7 @@ from ..data.clips import ClipIndex, ClipRef, ClipSpec
 from ..data.geometry import scale_intrinsics
 from ..data.nuscenes import NuScenesReader
 from ..data.schema import Clip
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, GenesisError
 from .box_masks import box_mask
 from .caption_schema import validate_caption
 from .captioner import CaptionConfig, CaptionContext, Captioner, OfflineCaptioner
@@ -85,6 +85,10 @@ class PlannedClip:
     @staticmethod
     def from_dict(d: dict) -> PlannedClip:
         return PlannedClip(**{**d, "frame_tokens": tuple(d["frame_tokens"]), "views": tuple(d["views"])})
+
+
+#: What bad data raises (recorded in the clip's row); anything else is a bug and stops the run.
+_DATA_ERRORS = (GenesisError, OSError, ValueError)
 
 
 def _scene_index(reader: NuScenesReader, scene: str, spec: ClipSpec) -> ClipIndex:
@@ -271,14 +275,14 @@ class ClipWorker:
             return _error_row(p, "empty" if p.problem_kind == "empty_scene" else "error", p.problem_kind, p.problem)
         try:
             clip = self.loader.load(p)
-        except Exception as e:  # unreadable image, broken table entry, ...: record, go on
+        except _DATA_ERRORS as e:  # unreadable image, broken table entry, ...: record, go on
             return _error_row(p, "error", "load_error", f"{type(e).__name__}: {e}")
         try:
             offsets, period = self.frame_timing(p, clip)
             occ = [self.scene_occlusion(p.scene_token, v) for v in clip.views]
             m = measure_clip(clip, self.cfg.measure, self.cfg.clip_spec.views, offsets, period or None, occ)
             s = score_clip(m, self.cfg.score)
-        except Exception as e:
+        except _DATA_ERRORS as e:
             return _error_row(p, "error", "measure_error", f"{type(e).__name__}: {e}")
         row = _empty_row(p)
         row.update(status="ok", error=None, total=s.total, kept=s.kept, rejection_reasons=list(s.reasons))
@@ -291,7 +295,7 @@ class ClipWorker:
                 ctx = CaptionContext(scene.get("description", ""), self.reader.scene_location(p.scene_token))
                 cap = self.captioner.caption(clip, ctx)
                 validate_caption(cap)
-            except Exception as e:
+            except _DATA_ERRORS as e:
                 row.update(status="error", error=f"{type(e).__name__}: {e}", kept=False, rejection_reasons=["caption_error"])
                 return row
             row["caption_json"] = json.dumps(cap)
