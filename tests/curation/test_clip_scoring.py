@@ -11,7 +11,7 @@ import pytest
 from genesis_drive.curation.image_quality import luminance
 from genesis_drive.curation.integrity import check_integrity
 from genesis_drive.curation.measures import measure_clip
-from genesis_drive.curation.occlusion import dirt_index, occlusion_fraction
+from genesis_drive.curation.occlusion import OcclusionConfig, dirt_index, occlusion_fraction
 from genesis_drive.curation.scoring import (
     SUBSCORES,
     Curve,
@@ -58,7 +58,8 @@ def test_occlusion_monotonic_in_dirt_coverage(static):
             vals.append(occlusion_fraction(y[:1] if static else y))
         assert vals[0] < (0.05 if static else 0.01), vals  # one frame: the weaker, stricter test
         assert vals[0] < vals[1] < vals[2] < vals[3], vals
-        assert vals[3] > (0.06 if static else 0.15), vals
+        # one frame: only blobs smooth over 3x3 cells (24 px) count fully (static_neighbourhood)
+        assert vals[3] > (0.045 if static else 0.15), vals
 
 
 def test_dirt_index_rises_with_smudges_and_needs_motion():
@@ -204,3 +205,45 @@ def test_annotated_objects_are_not_taken_for_occluders():
     everything = np.ones((len(y), h, w), bool)
     assert occluded > 0.15 and occlusion_fraction(y, objects=everything) == 0.0
     assert occlusion_fraction(y, objects=np.zeros_like(everything)) == pytest.approx(occluded)
+
+
+def _facade_frames(t: int = 48, luma: float = 0.3, drift_px: float = 4.0) -> np.ndarray:
+    """Luma frames ``(t h w)`` of a dusk street seen by a crawling ego, no smudge on the lens: on
+    the left a near building's flat-shaded wall (uniform luma, no texture) with rows of darker
+    windows 16 px apart, on the right a brighter, detailed distance; the view drifts ``drift_px``
+    px over the whole stack (almost no change over time)."""
+    h, w = 144, 256 + int(drift_px) + 2
+    big = np.full((h, w), luma, np.float32)
+    for y0 in range(8, 140, 30):
+        for x0 in range(6, 160, 26):
+            big[y0 : y0 + 14, x0 : x0 + 14] = luma * 0.6
+    rng = np.random.default_rng(3)
+    far = cv2.GaussianBlur(rng.uniform(0.35, 0.75, (h, w - 170)).astype(np.float32), (0, 0), 1.0)
+    big[:, 170:] = far
+    shifts = np.linspace(0.0, drift_px, t)
+    return np.stack([cv2.warpAffine(big, np.float32([[1, 0, -s], [0, 1, 0]]), (w, h))[:, :256] for s in shifts])
+
+
+def test_dark_crawling_facade_without_smudges_is_not_occluded():
+    y = _facade_frames()
+    assert float(np.median(np.abs(y - np.median(y, axis=0)).mean(axis=0))) < OcclusionConfig().moving_gate  # a static view
+    clean = occlusion_fraction(y)
+    assert clean < ScoreConfig().occlusion.good, clean  # scored above 0.9
+    # the wall bands between the window rows are smooth up to the nearest window edge only
+    assert occlusion_fraction(y, replace(OcclusionConfig(), static_neighbourhood=1)) > 0.15
+    # an opaque dark leaf intruding from the top-left corner of the same view is still found:
+    # most of its area (the cells of its soft rim excepted), well above the curve's good anchor
+    yy, xx = np.mgrid[:144, :256]
+    mask = cv2.GaussianBlur(((xx - 40.0) ** 2 / 55**2 + (yy - 20.0) ** 2 / 45**2 < 1).astype(np.float32), (0, 0), 5.0)
+    leaf = occlusion_fraction(y * (1 - 0.95 * mask) + 0.1 * 0.95 * mask)
+    assert 0.7 * float((mask > 0.5).mean()) < leaf < 1.1 * float((mask > 0.5).mean()), leaf
+    assert leaf > 1.5 * ScoreConfig().occlusion.good
+
+
+def test_dropped_black_frame_is_missing_not_blurred():
+    clip = make_clip(t=4, seed=6)
+    clip.images[2, 3] = 0  # a dropped frame written black
+    m = measure_clip(clip)
+    assert m.image["blur"][2, 3] == 1.0 and m.missing_slots[2, 3]  # no detail at all
+    s = score_clip(m, ScoreConfig())
+    assert s.sub["blur"] > 0.9 and "missing" in s.reasons and "blur" not in s.reasons

@@ -12,7 +12,7 @@ Two measurements, on frames area-downscaled to ``width`` pixels:
 * ``occluded``: on a grid of cells, each compared with its own image *row* (a high quantile of
   the row, which keeps the sky and the road, smooth and steady across the whole width, from
   looking occluded): transmission ``tau = sqrt(detail ratio x temporal-change ratio)`` (detail
-  ratio alone when the view is static), and the cell counts as occluded, smoothly, when ``tau`` is
+  ratio alone, the largest over ``static_neighbourhood`` cells, when the view is static), and the cell counts as occluded, smoothly, when ``tau`` is
   well below ``tau0`` and the cell is not brighter than its row (a bright sky beside a building is
   smooth too). The mean over cells is the occluded fraction (0..1).
 * ``dirt``: smudges are small, soft, roundish blobs that stay put: blobs of the temporal-median
@@ -47,7 +47,11 @@ class OcclusionConfig:
     statistic each cell is compared with. tau0, tau_softness: a cell's occlusion evidence is
     ``sigmoid((tau0 - tau) / tau_softness)`` (``tau0_static`` for a view that does not change). luma_ratio: cells brighter than this fraction of
     their row get no evidence. moving_gate: median temporal change (mean ``|Y - median Y|``) above
-    which the view counts as changing. dirt_scales / dirt_eps / dirt_quantile: blob scales (Gaussian
+    which the view counts as changing. static_neighbourhood: in a static view a cell's detail is
+    the maximum over this many cells square around it (an out-of-focus occluder is smooth over
+    its whole extent; the flat-shaded walls between the windows of a building seen by a stopped
+    or crawling ego are smooth only up to the nearest window edge, and without change over time
+    nothing else tells them apart). dirt_scales / dirt_eps / dirt_quantile: blob scales (Gaussian
     sigma), the floor added to the change map before the log, the quantile taken; with fewer than
     ``dirt_min_frames`` frames the median still shows the scene's own objects and the index is 0.
     dirt_edge_sigma / dirt_edge_window / dirt_edge_eps: the fine gradient magnitude (luma per pixel,
@@ -66,6 +70,7 @@ class OcclusionConfig:
     tau_softness: float = 0.05
     luma_ratio: float = 0.9
     moving_gate: float = 0.01
+    static_neighbourhood: int = 3
     dirt_scales: tuple[float, ...] = (3.0, 5.0)
     dirt_eps: float = 5e-3
     dirt_quantile: float = 0.995
@@ -132,13 +137,14 @@ def occlusion_evidence(y: np.ndarray, cfg: OcclusionConfig = OcclusionConfig(), 
     """
     y = _prepare(y, cfg)
     med = np.median(y, axis=0)
-    detail = _row_ratio(_cells(np.mean([np.abs(cv2.Laplacian(f, cv2.CV_32F, ksize=3)) for f in y], axis=0), cfg.cell), cfg.row_quantile)
+    detail = _cells(np.mean([np.abs(cv2.Laplacian(f, cv2.CV_32F, ksize=3)) for f in y], axis=0), cfg.cell)
     act = _cells(np.mean(np.abs(y - med[None]), axis=0), cfg.cell)
     if y.shape[0] > 1 and float(np.median(act)) > cfg.moving_gate:
-        tau = np.sqrt(np.clip(detail, 0, 1.5) * np.clip(_row_ratio(act, cfg.row_quantile), 0, 1.5))
+        tau = np.sqrt(np.clip(_row_ratio(detail, cfg.row_quantile), 0, 1.5) * np.clip(_row_ratio(act, cfg.row_quantile), 0, 1.5))
         tau0 = cfg.tau0
-    else:  # a static view: detail alone, weaker evidence, a stricter threshold
-        tau, tau0 = np.clip(detail, 0, 1.5), cfg.tau0_static
+    else:  # a static view: detail alone (over a neighbourhood), weaker evidence, a stricter threshold
+        near = cv2.morphologyEx(detail, cv2.MORPH_CLOSE, np.ones((cfg.static_neighbourhood, cfg.static_neighbourhood), np.uint8))
+        tau, tau0 = np.clip(_row_ratio(near, cfg.row_quantile), 0, 1.5), cfg.tau0_static
     not_bright = _row_ratio(_cells(med, cfg.cell), cfg.row_quantile) <= cfg.luma_ratio
     z = np.clip((tau0 - tau) / cfg.tau_softness, -60, 60)
     return (1.0 / (1.0 + np.exp(-z))) * not_bright * (1.0 - _object_cells(objects, y.shape[1:], cfg.cell))

@@ -88,7 +88,8 @@ class ScoreConfig:
     the lower of the two); missing = fraction of (frame,
     view) slots missing, blank or frozen; integrity = weighted count of annotation / timing
     violations. Per-image sub-scores take the minimum over their curves (e.g. blur = min(blur,
-    blur_jump)).
+    blur_jump)); the blur of a missing slot (``ClipMeasures.missing_slots``) is 1, the missing
+    sub-score counts it.
 
     worst_fraction: per-image sub-scores (T x V images) are reduced to the clip by the mean of the
     worst ``worst_fraction`` of images, so a fault in one view or a few frames still counts.
@@ -168,6 +169,9 @@ def per_image_subscores(image: dict[str, np.ndarray], cfg: ScoreConfig) -> dict[
 def score_clip(m: ClipMeasures, cfg: ScoreConfig) -> ClipScores:
     """Score one clip's measurements with ``cfg``."""
     per_image = per_image_subscores(m.image, cfg)
+    # a missing slot (blank, frozen, off-time) is scored by ``missing``; a black dropped frame has
+    # no detail at all and would also read as fully blurred
+    per_image["blur"] = np.where(m.missing_slots, 1.0, per_image["blur"])
     sub = {name: worst_mean(v, cfg.worst_fraction) for name, v in per_image.items()}
     sub["occlusion"] = float(min(cfg.occlusion(m.occlusion), cfg.dirt(m.dirt)))
     sub["missing"] = float(cfg.missing(m.missing_fraction))
