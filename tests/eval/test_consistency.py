@@ -44,13 +44,6 @@ LIDAR_Z = 1.8
 STEPS = 80
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the machine is shared, and tiny convolutions gain nothing from more."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def rig() -> np.ndarray:

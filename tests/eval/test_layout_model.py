@@ -42,12 +42,6 @@ K = np.array([[50.0, 0, W / 2], [0, 50.0, H / 2], [0, 0, 1]])
 CAM_TO_FWD = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], dtype=float)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def camera(yaw: float, x: float = 1.0, z: float = 1.5) -> np.ndarray:

@@ -45,12 +45,6 @@ from genesis_drive.train.loop import train
 from ..data.handmade import write_handmade
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

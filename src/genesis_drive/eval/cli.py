@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ["DEFAULT_WEIGHTS_DIR", "SUBCOMMANDS", "register", "register_learned", "register_lidar", "register_video"]
+__all__ = ["DEFAULT_WEIGHTS_DIR", "SUBCOMMANDS", "add_common_options", "register", "register_learned", "register_lidar", "register_video"]
 
 #: Where weight files are looked up when no explicit path is given.
 DEFAULT_WEIGHTS_DIR = Path("~/.cache/genesis-drive/weights")
@@ -26,7 +26,7 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder for <name>.json and <name>.md")
     p.add_argument("--name", default=None, help="report file stem (default: the subcommand)")
     p.add_argument("--bootstrap", type=int, default=None, metavar="N", help="bootstrap resamples (0: off)")
@@ -70,7 +70,7 @@ def register_video(sub) -> None:
     p.add_argument("--fd-method", choices=("eigh", "sqrtm"), default="eigh", help="matrix square root: torch eigh or scipy sqrtm")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu", help="torch device for the feature networks")
-    _add_common(p)
+    add_common_options(p)
     p.set_defaults(func=run_video)
 
 
@@ -147,7 +147,7 @@ def register_lidar(sub) -> None:
     p.add_argument("--point-dims", type=int, default=5, help="float32 values per point in the generated files (nuScenes: 5)")
     p.add_argument("--backend", choices=("kdtree", "cdist"), default="kdtree", help="nearest-neighbour search for Chamfer")
     p.add_argument("--workers", type=int, default=-1, help="cKDTree query threads (-1: all cores)")
-    _add_common(p)
+    add_common_options(p)
     p.set_defaults(func=run_lidar)
 
 

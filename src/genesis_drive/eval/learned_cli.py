@@ -85,7 +85,7 @@ def layout_rows(samples, label: str, *, num_resamples: int, level: float, seed: 
 
 
 def register_layout(sub) -> None:
-    from .cli import _add_common
+    from .cli import add_common_options
 
     p = sub.add_parser("layout", help="layout faithfulness: BEV segmentation mIoU on generated vs real scenes",
                        description="Runs the BEV layout model (task bev_layout) on the keyframes of a generated root and a "
@@ -99,7 +99,7 @@ def register_layout(sub) -> None:
     p.add_argument("--max-samples", type=int, default=None, help="keyframes per root (default all)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
-    _add_common(p)
+    add_common_options(p)
     p.set_defaults(func=run_layout)
 
 
@@ -171,7 +171,7 @@ def consistency_rows(stats, scenes: list[str], label: str, *, num_resamples: int
 
 
 def register_consistency(sub) -> None:
-    from .cli import _add_common
+    from .cli import add_common_options
 
     p = sub.add_parser("consistency", help="cross-modal consistency of generated LiDAR and images",
                        description="Compares each keyframe's LIDAR_TOP sweep with its camera images: depth agreement with a "
@@ -187,7 +187,7 @@ def register_consistency(sub) -> None:
     p.add_argument("--edge-ratio", type=float, default=1.5, help="depth ratio that makes a discontinuity")
     p.add_argument("--max-samples", type=int, default=None, help="keyframes (default all)")
     p.add_argument("--device", default="cpu")
-    _add_common(p)
+    add_common_options(p)
     p.set_defaults(func=run_consistency)
 
 
@@ -225,7 +225,7 @@ def run_consistency(args) -> int:
 
 # -- FD_synth -----------------------------------------------------------------------------------
 def register_fd_synth(sub) -> None:
-    from .cli import _add_common
+    from .cli import add_common_options
 
     p = sub.add_parser("fd-synth", help="FD_synth / FD_synth-video with the SynthTown-trained feature network",
                        description="Fréchet distance of generated clips to reference clips in the features of the network "
@@ -246,7 +246,7 @@ def register_fd_synth(sub) -> None:
     p.add_argument("--cache-dir", type=Path, default=None, help="reference statistics cache (default: OUT/reference_stats)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
-    _add_common(p)
+    add_common_options(p)
     p.set_defaults(func=run_fd_synth)
 
 
