@@ -1,0 +1,1 @@
+"""Networks of the learned evaluators (FD_synth features, BEV layout, 2D layout segmentation, depth)."""
