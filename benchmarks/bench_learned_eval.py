@@ -47,24 +47,23 @@ def _train(task_def, cfg, root: Path, run_dir: Path, name: str, steps: int, batc
 
 
 def _layout(run: Path, root: Path) -> dict:
-    from genesis_drive.data.clips import ClipIndex, collate_clips
-    from genesis_drive.data.nuscenes import NuScenesReader
-    from genesis_drive.eval.layout_model import (
-        _BevSamples,
+    from genesis_drive.data.clips import collate_clips
+    from genesis_drive.eval.layout_bev import (
         detection_map,
         iou_counts,
+        iou_from_counts,
+        keyframe_samples,
         load_bev_model,
         miou,
         predict_root,
         vehicle_blobs,
         vehicle_centers,
     )
-    from genesis_drive.eval.synth_features import to_model_input
+    from genesis_drive.models.blocks import to_model_input
 
     model, cfg, _ = load_bev_model(run)
     own = predict_root(model, cfg, root)
-    index = ClipIndex(NuScenesReader(root), cfg.clip_spec(rate="keyframe"))
-    make = _BevSamples(cfg)
+    index, make = keyframe_samples(cfg, root)
     items = [make(index.load(i)) for i in range(len(index))]
     perm = np.roll(np.arange(len(items)), len(items) // 2)  # images of the keyframe half the set away
     inter, union, dets, truths = [], [], [], []
@@ -79,8 +78,6 @@ def _layout(run: Path, root: Path) -> dict:
             dets.append(vehicle_blobs(prob[0, 3], cfg.model.grid))
             truths.append(vehicle_centers(index.load(i), 0, cfg.model.grid))
     inter, union = np.concatenate(inter), np.concatenate(union)
-    from genesis_drive.eval.layout_model import iou_from_counts
-
     return {
         "frames": len(items),
         "own_images": {"mIoU": miou(own.inter, own.union), "IoU": iou_from_counts(own.inter, own.union).tolist(),
@@ -112,12 +109,13 @@ def _fd(run: Path, heldout: Path, train_root: Path) -> dict:
     from genesis_drive.eval.video_io import NuScenesClipSource
 
     net, cfg, info = load_synth_net(run)
-    img, vid = SynthFrameExtractor(net, info), SynthClipExtractor(net, cfg.num_frames, cfg.frame_stride, info)
+    img, vid = SynthFrameExtractor(net, info), SynthClipExtractor.from_run(net, cfg, info)
     views = tuple(cfg.model.views)
 
     def clips(root: Path) -> list[np.ndarray]:
-        src = NuScenesClipSource(root, views, cfg.num_frames, cfg.num_frames * cfg.frame_stride, cfg.frame_stride)
-        return [frames[:, :: cfg.frame_stride] for _, frames in src]  # v t h w c
+        c = cfg.clips
+        src = NuScenesClipSource(root, views, c.num_frames, c.num_frames * c.frame_stride, c.frame_stride)
+        return [frames[:, :: c.frame_stride] for _, frames in src]  # v t h w c
 
     def blur(c: np.ndarray) -> np.ndarray:
         return np.stack([[cv2.GaussianBlur(f, (0, 0), 8.0) for f in view] for view in c])
@@ -151,9 +149,9 @@ def _fd(run: Path, heldout: Path, train_root: Path) -> dict:
 
 
 def main() -> None:
-    from genesis_drive.eval.consistency import DEPTH_PRESETS, DEPTH_TASK
-    from genesis_drive.eval.layout_model import BEV_LAYOUT_PRESETS, BEV_LAYOUT_TASK
-    from genesis_drive.eval.synth_features import (
+    from genesis_drive.train.tasks.bev_layout import BEV_LAYOUT_PRESETS, BEV_LAYOUT_TASK
+    from genesis_drive.train.tasks.depth import DEPTH_PRESETS, DEPTH_TASK
+    from genesis_drive.train.tasks.synth_features import (
         SYNTH_FEATURE_PRESETS,
         SYNTH_FEATURES_TASK,
     )

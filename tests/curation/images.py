@@ -124,3 +124,23 @@ def lens_dirt(img: np.ndarray, coverage: float, seed: int = 0) -> np.ndarray:
     mask = cv2.GaussianBlur(mask, (0, 0), 0.02 * w)[..., None]
     dirt = np.array([60.0, 45.0, 30.0])
     return np.clip(img * (1 - 0.9 * mask) + dirt * 0.9 * mask, 0, 255).astype(np.uint8)
+
+
+def camera_frame(seed: int, h: int, w: int, quality: int = 90) -> np.ndarray:
+    """What a healthy camera writes: the same scene at any resolution (40 objects, sizes relative
+    to the frame), softened by the optics (Gaussian sigma 1 px), with sensor noise (1.5 grey
+    levels) and saved as a quality-``quality`` JPEG."""
+    return jpeg(add_noise(gaussian_blur(natural_image(seed, h, w, n_shapes=40), 1.0), 1.5, seed), quality)
+
+
+def pil_jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip through Pillow (the encoder the dataset writer uses), 4:2:0 chroma."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"))

@@ -18,21 +18,17 @@ from genesis_drive.config import config_to_dict
 from genesis_drive.data.geometry import scale_intrinsics
 from genesis_drive.eval import learned_cli
 from genesis_drive.eval.consistency import (
-    DEPTH_PRESETS,
-    DEPTH_TASK,
     ConsistencyScorer,
-    DepthNet,
-    DepthNetConfig,
     depth_agreement,
     edge_strength,
     frame_consistency,
     lidar_discontinuities,
     load_depth_model,
     pool_stats,
-    project_lidar,
-    sparse_depth,
 )
+from genesis_drive.models.evaluators.depth import DepthNet, DepthNetConfig
 from genesis_drive.train.checkpoint import save_checkpoint
+from genesis_drive.train.tasks.depth import DEPTH_PRESETS, DEPTH_TASK, project_lidar, sparse_depth
 
 from ..data.handmade import write_handmade
 
@@ -184,21 +180,6 @@ def test_exact_depth_scores_matched_pairs_well_and_mismatched_badly():
     assert mismatched["edge_align"] < matched["edge_align"] - 1.0
 
 
-def test_depthnet_focal_scaling_and_range():
-    torch.manual_seed(0)
-    net = DepthNet(DepthNetConfig(image_size=(W, H), widths=(8, 16, 16), min_depth=1.0, max_depth=50.0)).eval()
-    x = torch.rand(2, 3, H, W) * 2 - 1
-    fx = torch.tensor([40.0, 80.0])
-    with torch.no_grad():
-        d = net(x[:1].expand(2, -1, -1, -1), fx)
-    assert d.shape == (2, 1, H // 2, W // 2)
-    torch.testing.assert_close(d[1], 2 * d[0])
-    ref = net.cfg.focal_ref_ratio * W
-    assert float(d[0].min()) >= 1.0 * 40 / ref - 1e-5 and float(d[0].max()) <= 50.0 * 40 / ref + 1e-4
-    with pytest.raises(ValueError, match="DepthNet expects"):
-        net(torch.zeros(1, 3, H + 2, W), fx[:1])
-
-
 def test_learned_depth_separates_matched_from_mismatched():
     """Train the depth network briefly on ray-cast frames (sparse LiDAR targets), then score unseen
     worlds: images with their own LiDAR vs with another world's LiDAR."""
@@ -242,29 +223,6 @@ def test_learned_depth_separates_matched_from_mismatched():
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     return write_handmade(tmp_path_factory.mktemp("hm") / "root")
-
-
-def test_depth_task_targets_and_overfit(root):
-    torch.manual_seed(0)
-    cfg = DEPTH_PRESETS["tiny"]()
-    task = DEPTH_TASK.build(cfg, root)
-    ds = task.train_dataset()
-    item = ds[0]
-    assert item["images"].shape == (6, 3, 36, 64) and item["depth"].shape == (6, 18, 32)
-    d = item["depth"]
-    assert (d > 0).sum() > 20 and float(d[d > 0].min()) >= cfg.model.min_depth and float(d.max()) <= cfg.model.max_depth
-    batch = task.collate([ds[0], ds[1]])
-    model = task.build_model()
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    losses = []
-    for _ in range(25):
-        out = task.loss(model, batch)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        losses.append(float(out["loss"].detach()))
-    assert losses[-1] < 0.5 * losses[0]
-    assert task.preview(model, batch)["image_pred_lidar"].dtype == np.uint8
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,8 +22,10 @@ IMAGE_MEASURES: tuple[str, ...] = tuple(ImageMeasures.__dataclass_fields__)
 class MeasureConfig:
     """How a clip is measured.
 
-    analysis_width: images wider than this (pixels) are area-downscaled before measuring
-        (blockiness excepted); None measures at native size.
+    analysis_width: images wider than this (pixels) are area-downscaled before measuring, except
+        the clarity measurements, judged at the native pixel scale: JPEG quality on the whole
+        image, blur and noise on native-resolution tiles totalling the downscaled image's area
+        (:func:`~.image_quality.native_tiles`); None measures everything at native size.
     blank_std: an image whose luma standard deviation is below this (8-bit grey levels) is blank.
     frozen_diff: two consecutive frames of a view whose mean absolute difference is below this
         (grey levels) are a repeat; it counts as a missing frame when the ego moved more than

@@ -80,7 +80,8 @@ class ScoreConfig:
     """Curves per raw measurement, group weights and thresholds.
 
     Raw units (:mod:`.image_quality`, :mod:`.measures`): blur effect 0..1 and its jump over the
-    view's clip median; noise sigma in 8-bit grey levels; blockiness (relative excess step);
+    view's clip median, both at the image's native pixel scale; noise sigma in 8-bit grey levels
+    (native scale); JPEG quality on the IJG 1-100 scale (100: no JPEG quantisation found);
     exposed fractions 0..1, mean luma 0..1 and the relative brightness jump; backlight index (luma difference,
     -1..1) and its jump; contrast = luma std 0..1; colour cast ``D min(1, K)`` in CIELAB units;
     occlusion = soft occluded fraction of the worst view 0..1 and dirt = lens-dirt soft-blob index
@@ -99,7 +100,7 @@ class ScoreConfig:
     blur: Curve = Curve(0.42, 0.60)
     blur_jump: Curve = Curve(0.05, 0.15)
     noise: Curve = Curve(4.0, 10.0)
-    compression: Curve = Curve(0.3, 1.2)
+    compression: Curve = Curve(55.0, 25.0)
     over_exposed: Curve = Curve(0.15, 0.40)
     under_exposed: Curve = Curve(0.15, 0.60)
     brightness: Curve = Curve(0.68, 0.82)
@@ -158,7 +159,7 @@ def per_image_subscores(image: dict[str, np.ndarray], cfg: ScoreConfig) -> dict[
     return {
         "blur": mn(cfg.blur(im["blur"]), cfg.blur_jump(im["blur_jump"])),
         "noise": cfg.noise(im["noise"]),
-        "compression": cfg.compression(im["blockiness"]),
+        "compression": cfg.compression(im["jpeg_quality"]),
         "exposure": mn(exposure, cfg.brightness_jump(im["brightness_jump"])),
         "backlight": mn(cfg.backlight(im["backlight"]), cfg.backlight_jump(im["backlight_jump"])),
         "contrast": cfg.contrast(im["contrast"]),

@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--start", type=int, default=0, help="first reference-camera frame")
     show.set_defaults(func=_show)
 
-    val = dsub.add_parser("validate", help="list every problem of a root (exit 1 if any)")
+    val = dsub.add_parser(
+        "validate",
+        help="list every problem of a root: errors (what breaks loading; exit 1) and warnings (absent optional parts; exit 0)",
+    )
     val.add_argument("root", type=Path)
     val.add_argument("--version", default=None)
     val.add_argument("--no-files", action="store_true", help="skip checking that data files exist")
@@ -54,7 +57,8 @@ def _validate(args: argparse.Namespace) -> int:
     from .validate import validate_root
 
     problems = validate_root(args.root, args.version, check_files=not args.no_files)
-    for p in problems:
+    errs = [p for p in problems if p.is_error]
+    for p in errs + [p for p in problems if not p.is_error]:  # errors first, each line starts with its severity
         print(p)
-    print(f"{len(problems)} problem(s) in {args.root}")
-    return 1 if problems else 0
+    print(f"{len(errs)} error(s), {len(problems) - len(errs)} warning(s) in {args.root}")
+    return 1 if errs else 0

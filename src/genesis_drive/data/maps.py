@@ -136,7 +136,7 @@ def read_map_expansion(path: str | Path) -> MapLayers:
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError("map expansion file not found", path) from None
+        raise DataError("map expansion file not found (the nuScenes map expansion is a separate download)", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"not valid JSON ({e})", path) from None
     if not isinstance(doc, dict):

@@ -451,12 +451,16 @@ def find_versions(root: str | Path) -> list[str]:
 class NuScenesReader:
     """Read a nuScenes-format root (real nuScenes or genesis-drive's own) through nuscenes-devkit.
 
-    Structural problems (missing root, version, tables, fields) raise :class:`DataError` naming
-    the file and field before the devkit is asked to load anything.
+    Structural problems (missing root, version, tables, fields, what the devkit's load needs:
+    :func:`~.validate.check_tables`) raise :class:`DataError` naming the file and field before the
+    devkit is asked to load anything. Absent optional parts do not stop the load: a root without
+    the map expansion (nuScenes v1.0-mini as first downloaded) loads with one warning naming the
+    missing ``maps/expansion/<location>.json`` files; :meth:`map_layers` then gives empty layers
+    (with a warning), or raises naming the file when called with ``required=True``.
     """
 
     def __init__(self, root: str | Path, version: str | None = None):
-        from .validate import check_tables
+        from .validate import check_tables, missing_map_expansions
 
         self.root = Path(root)
         if not self.root.is_dir():
@@ -478,6 +482,14 @@ class NuScenesReader:
 
         with contextlib.redirect_stdout(io.StringIO()):
             self.nusc = NuScenes(version=version, dataroot=str(self.root), verbose=False)
+        missing = missing_map_expansions(self.root, (r["location"] for r in self.nusc.log))
+        if missing:
+            names = ", ".join(Path(p.path).name for p in missing)
+            warnings.warn(
+                f"{self.root / 'maps' / 'expansion'}: vector map(s) {names} not found (the nuScenes map expansion is a separate "
+                "download); the root loads, map conditions will be empty, code that needs the map stops",
+                stacklevel=2,
+            )
         self._poses_by_ann = {r["sample_annotation_token"]: r for r in self.extra_table("human_pose")}
         self._maps: dict[str, MapLayers] = {}
         self._channel_cache: dict[tuple[str, str], list[str]] = {}
@@ -585,10 +597,30 @@ class NuScenesReader:
         return out
 
     # -- maps and extras ---------------------------------------------------------------------
-    def map_layers(self, location: str) -> MapLayers:
-        """Vector map of ``location`` (global frame); empty, with a warning, when the root has none."""
+    def map_path(self, location: str) -> Path:
+        """Where the vector map of ``location`` lives: ``ROOT/maps/expansion/<location>.json``."""
+        return self.root / "maps" / "expansion" / f"{location}.json"
+
+    def has_map(self, location: str) -> bool:
+        """Whether the root holds the vector map of ``location``."""
+        return self.map_path(location).is_file()
+
+    def map_layers(self, location: str, required: bool = False) -> MapLayers:
+        """Vector map of ``location`` (global frame).
+
+        When the root lacks it: ``required=False`` gives empty layers with a warning (map
+        conditions are then empty); ``required=True`` (code that cannot work without the map)
+        raises :class:`DataError` naming the missing file.
+        """
+        path = self.map_path(location)
+        if required and not path.is_file():
+            raise DataError(
+                "vector map not found; this needs the map: install the nuScenes map expansion (v1.3) so that "
+                "maps/expansion/<location>.json exists under the root",
+                path,
+                "log.location",
+            )
         if location not in self._maps:
-            path = self.root / "maps" / "expansion" / f"{location}.json"
             if path.is_file():
                 self._maps[location] = read_map_expansion(path)
             else:

@@ -16,7 +16,8 @@ Modules (each one job; protocols and their mapping to published numbers in ``doc
   of generated sweeps with a nuScenes ground truth.
 * :mod:`.bootstrap`: seeded bootstrap intervals; :mod:`.report`: JSON + markdown reports;
   :mod:`.states`: torchmetrics list-state helpers.
-* Learned evaluators (networks trained on SynthTown): :mod:`.synth_features` (FD_synth),
-  :mod:`.consistency`, :mod:`.layout_model`, their commands in :mod:`.learned_cli`.
+* Learned evaluators (networks in ``models/evaluators``, trained by tasks in ``train/tasks``):
+  :mod:`.synth_features` (FD_synth), :mod:`.consistency`, :mod:`.layout_bev`, their commands in
+  :mod:`.learned_cli`.
 * :mod:`.cli`: ``genesis-drive eval video|lidar|layout|consistency|fd-synth``.
 """

@@ -65,7 +65,8 @@ def _device(name: str):
 def layout_rows(samples, label: str, *, num_resamples: int, level: float, seed: int) -> list:
     """Report rows of one root's BEV results: mIoU, per-class IoU (bootstrap over scenes) and the
     vehicle detection mAP (no interval)."""
-    from .layout_model import BEV_CLASSES, detection_map, iou_from_counts, miou
+    from ..models.evaluators.bev_layout import BEV_CLASSES
+    from .layout_bev import detection_map, iou_from_counts, miou
     from .report import MetricRow
 
     groups = np.array(samples.scenes)
@@ -84,6 +85,60 @@ def layout_rows(samples, label: str, *, num_resamples: int, level: float, seed: 
     return rows
 
 
+def layout_partner(clip_ids: list[str]) -> list[int]:
+    """For each keyframe ``k`` of a scene with ``n`` keyframes (clip ids ``scene:start`` in index
+    order), the index of keyframe ``(k + n // 2) mod n`` of the same scene: another moment of the
+    same cameras (itself when the scene has one keyframe)."""
+    by_scene: dict[str, list[int]] = {}
+    for i, c in enumerate(clip_ids):
+        by_scene.setdefault(c.rsplit(":", 1)[0], []).append(i)
+    out = [0] * len(clip_ids)
+    for members in by_scene.values():
+        n = len(members)
+        for k, i in enumerate(members):
+            out[i] = members[(k + n // 2) % n]
+    return out
+
+
+def predict_layout_ignored(model, cfg, root: Path, *, batch_size: int, max_samples: int | None, threshold: float, device):
+    """BEV results of the "layout ignored" control: each keyframe's images replaced by those of
+    another moment of the same cameras (:func:`layout_partner`), scored against the keyframe's own
+    layout. What a generator that ignores its layout would at best reach."""
+    from dataclasses import replace
+
+    import torch
+
+    from ..data.clips import collate_clips
+    from ..models.blocks import to_model_input
+    from ..models.evaluators.bev_layout import BEV_CLASSES, VEHICLE_CHANNEL
+    from .layout_bev import LayoutSamples, iou_counts, keyframe_samples, vehicle_blobs, vehicle_centers
+
+    index, make = keyframe_samples(cfg, root)
+    n = len(index) if max_samples is None else min(len(index), max_samples)
+    ids = [index.refs[i].clip_id for i in range(n)]
+    partner = layout_partner(ids)
+    out = LayoutSamples([], [], np.zeros((0, len(BEV_CLASSES)), np.int64), np.zeros((0, len(BEV_CLASSES)), np.int64))
+    inter, union = [], []
+    model = model.to(device).eval()
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            idx = range(start, min(n, start + batch_size))
+            clips = [replace(index.load(i), images=index.load(partner[i]).images) for i in idx]
+            batch = collate_clips([make(c) for c in clips])
+            logits = model(to_model_input(batch["images"].to(device)), batch["intrinsics"].to(device), batch["cam_to_ego"].to(device))
+            prob = torch.sigmoid(logits.float()).cpu().numpy()
+            i_, u_ = iou_counts(prob >= threshold, batch["target"].numpy() >= 0.5)
+            inter.append(i_)
+            union.append(u_)
+            for c, p in zip(clips, prob):
+                out.clip_ids.append(c.clip_id)
+                out.scenes.append(c.clip_id.rsplit(":", 1)[0])
+                out.detections.append(vehicle_blobs(p[VEHICLE_CHANNEL], cfg.model.grid, threshold))
+                out.truths.append(vehicle_centers(c, 0, cfg.model.grid))
+    out.inter, out.union = np.concatenate(inter), np.concatenate(union)
+    return out
+
+
 def register_layout(sub) -> None:
     from .cli import add_common_options
 
@@ -93,9 +148,10 @@ def register_layout(sub) -> None:
                                    "vehicle mAP. Ground truth comes from each root's own annotations and map.")  # fmt: skip
     p.add_argument("--gen", required=True, type=Path, help="generated scenes, nuScenes-format root (with the layouts' annotations)")
     p.add_argument("--ref", required=True, type=Path, help="real (held-out) SynthTown root of the same layouts")
-    p.add_argument("--model", required=True, type=Path, help="bev_layout run directory or checkpoint directory")
+    p.add_argument("--model", type=Path, default=None, help="bev_layout run directory or checkpoint directory (default: the shipped weights)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold of a positive BEV cell")
+    p.add_argument("--no-control", action="store_true", help="skip the 'layout ignored' control on the reference")
     p.add_argument("--max-samples", type=int, default=None, help="keyframes per root (default all)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
@@ -104,8 +160,9 @@ def register_layout(sub) -> None:
 
 
 def run_layout(args) -> int:
-    from .layout_model import (
-        BEV_CLASSES,
+    from ..models.evaluators.bev_layout import BEV_CLASSES
+    from .shipped import resolve_evaluator
+    from .layout_bev import (
         DETECTION_THRESHOLDS,
         load_bev_model,
         miou,
@@ -116,7 +173,8 @@ def run_layout(args) -> int:
 
     if not 0 < args.threshold < 1:
         raise ConfigError(f"--threshold must lie in (0, 1), got {args.threshold}")
-    model, cfg, info = load_bev_model(args.model, ema=not args.no_ema)
+    path, evaluator = resolve_evaluator(args.model, "bev_layout", "bev_layout")
+    model, cfg, info = load_bev_model(path, ema=not args.no_ema)
     device = _device(args.device)
     kw = {"batch_size": args.batch_size, "max_samples": args.max_samples, "threshold": args.threshold, "device": device}
     gen = predict_root(model, cfg, args.gen, desc="generated keyframes", **kw)
@@ -124,6 +182,10 @@ def run_layout(args) -> int:
     nb = args.bootstrap if args.bootstrap is not None else 200
     opts = {"num_resamples": nb, "level": args.level, "seed": args.seed}
     rows = layout_rows(gen, "gen", **opts) + layout_rows(ref, "ref", **opts)
+    if not args.no_control:
+        ctrl = predict_layout_ignored(model, cfg, Path(args.ref), batch_size=args.batch_size, max_samples=args.max_samples,
+                                      threshold=args.threshold, device=device)  # fmt: skip
+        rows += layout_rows(ctrl, "control: layout ignored", **opts)
     gi, ri = paired_indices(gen, ref)
     if len(gi):
         def gap(idx: np.ndarray) -> float:
@@ -136,8 +198,10 @@ def run_layout(args) -> int:
         "protocol": {"classes": list(BEV_CLASSES), "grid": {"x_range": list(grid.x_range), "y_range": list(grid.y_range),
                      "resolution_m": grid.resolution}, "cell_positive": "target coverage >= 0.5", "prediction_threshold": args.threshold,
                      "line_width_m": cfg.line_width, "min_footprint_m": cfg.min_footprint, "iou": "summed intersections / summed unions",
-                     "detection_thresholds_m": list(DETECTION_THRESHOLDS), "image_size": list(cfg.model.image_size), "views": list(cfg.model.views)},
+                     "detection_thresholds_m": list(DETECTION_THRESHOLDS),
+                     "control": None if args.no_control else "reference keyframe k with the images of keyframe (k + n/2) mod n of its scene", "image_size": list(cfg.model.image_size), "views": list(cfg.model.views)},
         "weights": info,
+        "evaluator": evaluator,
         "generated": str(Path(args.gen).resolve()),
         "reference": str(Path(args.ref).resolve()),
     }  # fmt: skip
@@ -178,7 +242,8 @@ def register_consistency(sub) -> None:
                                    "monocular depth network (task depth) and model-free edge alignment of LiDAR depth "
                                    "discontinuities. The control pairs every frame's images with another frame's LiDAR.")  # fmt: skip
     p.add_argument("--gen", required=True, type=Path, help="nuScenes-format root with generated images and LiDAR")
-    p.add_argument("--model", required=True, type=Path, help="depth run directory or checkpoint directory")
+    p.add_argument("--ref", type=Path, default=None, help="real root of the same layouts: its paired score is the ceiling row")
+    p.add_argument("--model", type=Path, default=None, help="depth run directory or checkpoint directory (default: the shipped weights)")
     p.add_argument("--no-ema", action="store_true")
     p.add_argument("--views", default=None, help="comma list of camera channels (default: the six nuScenes cameras)")
     p.add_argument("--no-control", action="store_true", help="skip the mismatched-LiDAR control")
@@ -193,12 +258,14 @@ def register_consistency(sub) -> None:
 
 def run_consistency(args) -> int:
     from ..data.schema import CAMERA_CHANNELS
+    from .shipped import resolve_evaluator
     from .consistency import ConsistencyScorer, evaluate_root, load_depth_model
     from .report import write_report
 
     if not args.edge_radius > 0 or not args.edge_ratio > 1:
         raise ConfigError("--edge-radius must be > 0 pixels and --edge-ratio > 1")
-    model, cfg, info = load_depth_model(args.model, ema=not args.no_ema)
+    path, evaluator = resolve_evaluator(args.model, "depth", "depth")
+    model, cfg, info = load_depth_model(path, ema=not args.no_ema)
     scorer = ConsistencyScorer(model, ground_height=args.ground_height, edge_radius=args.edge_radius, edge_ratio=args.edge_ratio,
                                device=_device(args.device))  # fmt: skip
     views = _views(args.views) or CAMERA_CHANNELS
@@ -208,6 +275,9 @@ def run_consistency(args) -> int:
     rows = consistency_rows(matched, scenes, "paired", **opts)
     if mismatched is not None:
         rows += consistency_rows(mismatched, scenes, "control: other frame's LiDAR", **opts)
+    if args.ref is not None:
+        real, _, ref_scenes = evaluate_root(scorer, args.ref, views=views, max_samples=args.max_samples, control=False)
+        rows += consistency_rows(real, ref_scenes, "ref: real images and LiDAR", **opts)
     m = cfg.model
     meta = {
         "protocol": {"views": list(views), "image_size": list(m.image_size), "depth_range_m": [m.min_depth, m.max_depth],
@@ -215,7 +285,9 @@ def run_consistency(args) -> int:
                      "edge": "Sobel magnitude, 3x3 max filter, divided by its image row's mean", "edge_radius_px": args.edge_radius,
                      "edge_ratio": args.edge_ratio, "control": "images of keyframe i with the LiDAR of keyframe i + n/2 (mod n)"},
         "weights": info,
+        "evaluator": evaluator,
         "generated": str(Path(args.gen).resolve()),
+        "reference": str(Path(args.ref).resolve()) if args.ref is not None else None,
     }  # fmt: skip
     json_path, md_path = write_report(args.out, args.name or "consistency", "Cross-modal consistency (LiDAR vs images)", rows, meta)
     print(md_path.read_text())
@@ -233,7 +305,7 @@ def register_fd_synth(sub) -> None:
                                    "to Inception/I3D values.")  # fmt: skip
     p.add_argument("--gen", required=True, type=Path, help="generated clips: DIR/<clip_id>/<VIEW>.mp4 (or frame folders), or a nuScenes root")
     p.add_argument("--ref", required=True, type=Path, help="reference clips: same layout, or a nuScenes-format root")
-    p.add_argument("--model", required=True, type=Path, help="synth_features run directory or checkpoint directory")
+    p.add_argument("--model", type=Path, default=None, help="synth_features run directory or checkpoint directory (default: the shipped weights)")
     p.add_argument("--no-ema", action="store_true")
     p.add_argument("--metrics", default="image,video", help="comma list of image (FD_synth), video (FD_synth-video)")
     p.add_argument("--views", default=None, help="comma list of camera channels (default: the model's views)")
@@ -244,13 +316,56 @@ def register_fd_synth(sub) -> None:
     p.add_argument("--max-gen-clips", type=int, default=None)
     p.add_argument("--max-ref-clips", type=int, default=None)
     p.add_argument("--cache-dir", type=Path, default=None, help="reference statistics cache (default: OUT/reference_stats)")
+    p.add_argument("--no-floor", action="store_true", help="skip the same-distribution floor (reference scenes split in two halves)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
     add_common_options(p)
     p.set_defaults(func=run_fd_synth)
 
 
+class SceneHalf:
+    """The clips of a clip source whose scene (clip id before the last ``:``) has rank ``parity``
+    mod 2 in sorted scene order: two disjoint same-distribution halves of a reference."""
+
+    def __init__(self, source, parity: int):
+        self.source, self.parity = source, parity
+        ids = source.describe()["clip_ids"]
+        scenes = sorted({c.rsplit(":", 1)[0] for c in ids})
+        self.scenes = scenes[parity::2]
+        self.ids = [c for c in ids if c.rsplit(":", 1)[0] in set(self.scenes)]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self):
+        keep = set(self.ids)
+        for clip_id, clip in self.source:
+            if clip_id in keep:
+                yield clip_id, clip
+
+    def describe(self) -> dict:
+        return {**self.source.describe(), "clips": len(self), "clip_ids": list(self.ids), "half": self.parity, "scenes": self.scenes}
+
+
+def fd_floor_rows(make_metrics, protocol, ref, *, batch_size: int, num_resamples: int, level: float, seed: int):
+    """``(rows, note)`` of the same-distribution floor: the FD of one half of the reference scenes
+    to the other half, with fresh metrics from ``make_metrics()``; no rows when the reference has
+    fewer than two scenes (the note says so)."""
+    from .video import VideoEvaluator
+
+    a, b = SceneHalf(ref, 0), SceneHalf(ref, 1)
+    if not len(a) or not len(b):
+        return [], "no floor: the reference has fewer than two scenes"
+    image_metrics, video_metrics = make_metrics()
+    rows, _ = VideoEvaluator(protocol, image_metrics, video_metrics, batch_size=batch_size).evaluate(
+        a, b, None, num_resamples=num_resamples, level=level, seed=seed)
+    for r in rows:
+        r.metric = f"{r.metric} (floor: ref scenes half vs half)"
+    return rows, f"floor: {len(a.scenes)} vs {len(b.scenes)} reference scenes"
+
+
 def run_fd_synth(args) -> int:
+    from .shipped import resolve_evaluator
     from .fd_metric import FrechetDistance
     from .report import write_report
     from .synth_features import SynthClipExtractor, SynthFrameExtractor, load_synth_net
@@ -261,8 +376,9 @@ def run_fd_synth(args) -> int:
     if not wanted or wanted - {"image", "video"}:
         raise ConfigError(f"--metrics must be a comma list of image, video; got {args.metrics!r}")
     device = _device(args.device)
-    net, cfg, info = load_synth_net(args.model, ema=not args.no_ema)
-    image_ext, video_ext = SynthFrameExtractor(net, info), SynthClipExtractor(net, cfg.num_frames, cfg.frame_stride, info)
+    path, shipped = resolve_evaluator(args.model, "synth_features", "synth_features")
+    net, cfg, info = load_synth_net(path, ema=not args.no_ema)
+    image_ext, video_ext = SynthFrameExtractor(net, info), SynthClipExtractor.from_run(net, cfg, info)
     num_frames = args.num_frames or video_ext.num_frames
     frame_stride = args.frame_stride or video_ext.frame_stride
     views = _views(args.views) or tuple(cfg.model.views)
@@ -270,11 +386,17 @@ def run_fd_synth(args) -> int:
                              ref_window_stride=args.ref_window_stride or num_frames * frame_stride,
                              max_gen_clips=args.max_gen_clips, max_ref_clips=args.max_ref_clips)  # fmt: skip
     keep = (args.bootstrap if args.bootstrap is not None else 100) > 0
-    image_metrics, video_metrics = [], []
-    if "image" in wanted:
-        image_metrics.append(FrechetDistance(image_ext.to(device), name="FD_synth", keep_features=keep, identity=image_ext.protocol()))
-    if "video" in wanted:
-        video_metrics.append(FrechetDistance(video_ext.to(device), name="FD_synth-video", keep_features=keep, identity=video_ext.protocol()))
+
+    def make_metrics():
+        image_metrics, video_metrics = [], []
+        if "image" in wanted:
+            image_metrics.append(FrechetDistance(image_ext.to(device), name="FD_synth", keep_features=keep, identity=image_ext.protocol()))
+        if "video" in wanted:
+            video_metrics.append(FrechetDistance(video_ext.to(device), name="FD_synth-video", keep_features=keep,
+                                                 identity=video_ext.protocol()))  # fmt: skip
+        return image_metrics, video_metrics
+
+    image_metrics, video_metrics = make_metrics()
     # sources yield every frame of the span; the protocol takes every frame_stride-th
     gen = open_clip_source(args.gen, views, protocol.span, protocol.ref_window_stride, 1, max_frames=protocol.span,
                            max_clips=args.max_gen_clips)  # fmt: skip
@@ -285,6 +407,12 @@ def run_fd_synth(args) -> int:
     rows, meta = evaluator.evaluate(gen, ref, cache_dir, num_resamples=args.bootstrap if args.bootstrap is not None else 100,
                                     level=args.level, seed=args.seed)  # fmt: skip
     meta["weights"] = info
+    meta["evaluator"] = shipped
+    if not args.no_floor:
+        floor, meta["floor"] = fd_floor_rows(make_metrics, protocol, ref, batch_size=args.batch_size,
+                                             num_resamples=args.bootstrap if args.bootstrap is not None else 100,
+                                             level=args.level, seed=args.seed)  # fmt: skip
+        rows += floor
     json_path, md_path = write_report(args.out, args.name or "fd_synth", "FD_synth (SynthTown-trained features; not FID/FVD)", rows, meta)
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path}")

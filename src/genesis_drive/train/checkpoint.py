@@ -15,12 +15,13 @@ Reading never unpickles anything: tensors come from safetensors, the rest from J
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,10 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
-from ..errors import DataError
+from ..config import config_from_dict
+from ..errors import ConfigError, DataError
 
 __all__ = [
     "FORMAT",
@@ -41,6 +44,8 @@ __all__ = [
     "read_checkpoint",
     "read_state",
     "load_weights",
+    "load_run_model",
+    "file_sha256",
     "remove_stale_temporaries",
     "flatten_optimizer_state",
     "unflatten_optimizer_state",
@@ -286,3 +291,52 @@ def load_weights(path: str | Path, *, ema: bool = True) -> dict[str, torch.Tenso
     if ema and "ema.safetensors" in state["files"]:
         weights.update(_load_tensors(path / "ema.safetensors"))
     return weights
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_run_model(
+    path: str | Path, config_type: type, make_model: Callable[[Any], nn.Module], *, ema: bool = True
+) -> tuple[nn.Module, Any, dict]:
+    """A trained model from a run directory (its latest checkpoint) or a checkpoint directory.
+
+    The run config is read from the checkpoint's ``state.json`` (key ``config``, as written by the
+    training loop) into ``config_type`` (strict); ``make_model(cfg)`` builds the network, whose
+    weights (EMA when present and ``ema``) are loaded strictly from safetensors. Returns
+    ``(model in eval mode, run config, info)``; info holds the checkpoint path, step, task name, the
+    SHA-256 of the weight files used (for reference-statistics cache keys) and ``ema``.
+    """
+    path = Path(path)
+    ckpt = path if (path / "state.json").is_file() else latest_checkpoint(path)
+    if ckpt is None:
+        raise DataError("no checkpoint here (expected a run directory with checkpoints/step_*/ or a checkpoint directory)", path)
+    state = read_state(ckpt)
+    raw = state.get("config")
+    if not isinstance(raw, Mapping):
+        raise DataError("checkpoint state has no run config (a mapping)", ckpt / "state.json", "config")
+    try:
+        cfg = config_from_dict(config_type, raw)
+    except ConfigError as e:
+        raise DataError(f"run config does not fit {config_type.__name__} (a checkpoint of another task?): {e}",
+                        ckpt / "state.json", "config") from None
+    model = make_model(cfg)
+    weights = load_weights(ckpt, ema=ema)
+    missing, unexpected = set(model.state_dict()) - set(weights), set(weights) - set(model.state_dict())
+    if missing or unexpected:
+        raise DataError(f"weights do not match {type(model).__name__}: missing {sorted(missing)[:5]}, "
+                        f"unexpected {sorted(unexpected)[:5]}", ckpt / "model.safetensors")
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        raise DataError(f"weights do not match {type(model).__name__}: {e}", ckpt / "model.safetensors") from None
+    files = [n for n in ("model.safetensors", "ema.safetensors") if n in state["files"] and (ema or n == "model.safetensors")]
+    digest = hashlib.sha256("".join(file_sha256(ckpt / n) for n in files).encode()).hexdigest()
+    info = {"checkpoint": str(ckpt), "step": int(state["step"]), "task": state.get("task"), "sha256": digest, "ema": ema}
+    return model.eval(), cfg, info

@@ -1,10 +1,14 @@
 """The generic training loop: one function driving any :class:`~genesis_drive.train.task.Task`.
 
-Per optimizer step: set the scheduled LR; for each of ``grad_accum`` micro-batches run
-``task.loss`` under autocast (bf16 or fp32) and backpropagate ``loss / grad_accum`` (gradient
-all-reduce only on the last micro-batch); clip the global gradient norm; AdamW step; EMA update.
+Per optimizer step: ``task.on_step(step)``; set the scheduled LR (times each group's
+``lr_scale``); for each of ``grad_accum`` micro-batches run ``task.loss`` under autocast (bf16 or
+fp32) and backpropagate ``loss / grad_accum`` (gradient all-reduce only on the last micro-batch);
+clip the global gradient norm; AdamW step; then, when the task has a second optimizer
+(``aux_param_groups``), the same for ``task.aux_loss`` on the same micro-batches; EMA update.
 Every ``log_every`` steps the rank-averaged losses go to metrics.jsonl, TensorBoard and the
-progress bar; previews, evaluation and checkpoints follow their own intervals (and the end).
+progress bar; previews (PNG images, MP4 videos), evaluation and checkpoints follow their own
+intervals (and the end). ``task.frozen_modules()`` are moved to the device, frozen and never
+checkpointed.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from tqdm import tqdm
 
 from ..config import config_to_dict, save_config
 from ..data.atomic import atomic_write_json
+from ..viz.video import write_mp4
 from ..errors import ConfigError, DataError, GenesisError
 from . import checkpoint as ckpt
 from .config import RESUME_MAY_CHANGE, TrainConfig, lr_at
@@ -185,15 +190,98 @@ def _check_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: P
         )
 
 
-def _build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    if not decay and not no_decay:
+_AUX_PREFIX = "aux_optimizer:"  # key prefix of the second optimizer's tensors in optimizer.safetensors
+
+
+def _task_groups(model: nn.Module, groups: list[dict[str, Any]], tc: TrainConfig, what: str) -> list[dict[str, Any]]:
+    """A task's parameter groups checked (only model parameters, no repeats) and completed with defaults."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    seen: set[int] = set()
+    out = []
+    for i, g in enumerate(groups):
+        unknown = set(g) - {"params", "lr_scale", "weight_decay"}
+        if "params" not in g or unknown:
+            raise ConfigError(f"task {what}[{i}] must have 'params' and optionally 'lr_scale', 'weight_decay'; "
+                              f"got keys {sorted(g)}")
+        params = list(g["params"])
+        for p in params:
+            if id(p) not in names:
+                raise ConfigError(f"task {what}[{i}] holds a parameter that is not in the model")
+            if id(p) in seen:
+                raise ConfigError(f"task {what}: parameter '{names[id(p)]}' is in more than one group")
+            seen.add(id(p))
+        params = [p for p in params if p.requires_grad]
+        if params:
+            out.append({"params": params, "lr_scale": float(g.get("lr_scale", 1.0)),
+                        "weight_decay": float(g.get("weight_decay", tc.weight_decay))})
+    return out
+
+
+def _build_optimizers(task: Task, model: nn.Module, tc: TrainConfig) -> tuple[torch.optim.Optimizer,
+                                                                              torch.optim.Optimizer | None]:
+    """The main AdamW (task's ``param_groups`` or decay / no-decay) and the optional second one."""
+    aux_raw = task.aux_param_groups(model)
+    aux_groups = _task_groups(model, aux_raw, tc, "aux_param_groups") if aux_raw is not None else []
+    aux_ids = {id(p) for g in aux_groups for p in g["params"]}
+    raw = task.param_groups(model)
+    if raw is None:
+        decay, no_decay = [], []
+        for _, p in model.named_parameters():
+            if p.requires_grad and id(p) not in aux_ids:
+                (decay if p.ndim >= 2 else no_decay).append(p)
+        groups = [{"params": decay, "lr_scale": 1.0, "weight_decay": tc.weight_decay},
+                  {"params": no_decay, "lr_scale": 1.0, "weight_decay": 0.0}]
+        groups = [g for g in groups if g["params"]]
+    else:
+        groups = _task_groups(model, raw, tc, "param_groups")
+        grouped = aux_ids | {id(p) for g in groups for p in g["params"]}
+        both = [n for n, p in model.named_parameters() if id(p) in aux_ids and id(p) in
+                {id(q) for g in groups for q in g["params"]}]
+        left = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in grouped]
+        if both or left:
+            raise ConfigError(f"task param_groups: parameters in both optimizers {both[:4]}, "
+                              f"in no group {left[:4]}")
+    if not groups:
         raise ConfigError(f"{type(model).__name__} has no trainable parameters")
-    groups = [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr_at(tc, 0), betas=tc.betas)
+    optimizer = torch.optim.AdamW(groups, lr=lr_at(tc, 0), betas=tc.betas)
+    aux = None
+    if aux_raw is not None:
+        if not aux_groups:
+            raise ConfigError("task aux_param_groups holds no trainable parameter")
+        aux = torch.optim.AdamW(aux_groups, lr=lr_at(tc, 0), betas=tc.betas)
+    return optimizer, aux
+
+
+def _prepare_frozen(task: Task, model: nn.Module, device: torch.device) -> dict[str, nn.Module]:
+    """The task's frozen helper networks on ``device``, in eval mode, without gradients."""
+    frozen = task.frozen_modules()
+    trained = {id(p) for p in model.parameters()}
+    for name, module in frozen.items():
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"task.frozen_modules()['{name}'] must be an nn.Module, got {type(module).__name__}")
+        if any(id(p) in trained for p in module.parameters()):
+            raise ConfigError(f"frozen module '{name}' shares parameters with the trained model; hold it as a "
+                              "task attribute outside the model so it is neither trained nor checkpointed")
+        module.to(device)
+        module.eval()
+        module.requires_grad_(False)
+    return frozen
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def _write_previews(log: RunLog, step: int, previews: dict[str, np.ndarray], fps: float) -> None:
+    """PNG for ``h w c`` / ``h w`` images, MP4 for ``t h w 3`` videos (rank 0's log only)."""
+    images = {k: v for k, v in previews.items() if np.asarray(v).ndim != 4}
+    log.images(step, images)
+    if not log.enabled:
+        return
+    for name, video in previews.items():
+        if np.asarray(video).ndim == 4:
+            write_mp4(log.preview_dir / f"step_{step:08d}_{name}.mp4", np.asarray(video), fps=fps, progress=False)
 
 
 @contextlib.contextmanager
@@ -278,13 +366,16 @@ def train(
         enable_grad_checkpointing(model)
     model.to(env.device)
     model.train()
+    _prepare_frozen(task, model, env.device)
     wrapped = wrap_model(model, env, tc.parallel, task.fsdp_units(model) if tc.parallel == "fsdp" else ())
-    optimizer = _build_optimizer(model, tc)
+    optimizer, aux_optimizer = _build_optimizers(task, model, tc)
+    if aux_optimizer is not None and env.distributed:
+        raise ConfigError("a task with a second optimizer (aux_param_groups) trains in one process only")
     ema = EMA(model, tc.ema_decay) if tc.ema_decay is not None else None
 
     start_step = 0
     if saved is not None:
-        start_step = _restore(saved, Path(chosen), model, optimizer, ema, env, tc)
+        start_step = _restore(saved, Path(chosen), model, optimizer, ema, env, tc, aux_optimizer)
     else:
         _seed_everything(tc.seed + 1 + env.rank)  # per-rank randomness (noise, dropout) from here on
 
@@ -319,24 +410,29 @@ def train(
 
     sums: dict[str, torch.Tensor] = {}     # loss terms summed over the window's micro-steps
     gnorm_sum = torch.zeros((), device=env.device)
+    aux_gnorm_sum = torch.zeros((), device=env.device)
     window_steps, window_t0 = 0, time.perf_counter()
     last_metrics: dict[str, float] = {}
     last_ckpt = Path(chosen) if chosen else None
     step = start_step
     batches = iter(loader)
-    params = [p for p in model.parameters() if p.requires_grad]
     try:
         while step < tc.steps:
+            task.on_step(step)
             lr = lr_at(tc, step)
-            gnorm = _optimizer_step(task, wrapped, model, optimizer, ema, batches, params, lr, sums, tc, env)
+            gnorm, aux_gnorm = _optimizer_step(task, wrapped, model, optimizer, aux_optimizer, ema, batches,
+                                               lr, sums, tc, env)
             step += 1
             window_steps += 1
             gnorm_sum += gnorm
+            aux_gnorm_sum += aux_gnorm
             bar.update(1)
 
             if step % tc.log_every == 0 or step == tc.steps:
                 last_metrics = _reduce(sums, window_steps * tc.grad_accum, env)
                 last_metrics["grad_norm"] = gnorm_sum.item() / window_steps  # identical on every rank
+                if aux_optimizer is not None:
+                    last_metrics["aux/grad_norm"] = aux_gnorm_sum.item() / window_steps
                 if not math.isfinite(last_metrics["loss"]):
                     raise TrainingDiverged(
                         f"loss is {last_metrics['loss']} at step {step}; last checkpoint: {last_ckpt or 'none'}")
@@ -347,6 +443,7 @@ def train(
                 bar.set_postfix(loss=f"{last_metrics['loss']:.4g}", lr=f"{lr:.3g}")
                 sums, window_steps, window_t0 = {}, 0, time.perf_counter()
                 gnorm_sum.zero_()
+                aux_gnorm_sum.zero_()
 
             at_end = step == tc.steps
             if tc.eval_every and (step % tc.eval_every == 0 or at_end):
@@ -357,11 +454,11 @@ def train(
                     last_metrics.update({f"eval/{k}": float(v) for k, v in results.items()})
             if preview_batch is not None and ((tc.preview_every and step % tc.preview_every == 0) or at_end):
                 with _inference_mode(model, ema, tc, env.device):
-                    images = task.preview(model, preview_batch)
-                log.images(step, images)
+                    previews = task.preview(model, preview_batch)
+                _write_previews(log, step, previews, task.preview_fps)
             if step % tc.ckpt_every == 0 or at_end:
                 last_ckpt = _save(run_dir, step, model, optimizer, ema, env, tc, task_name, cfg_dict,
-                                  micro) or last_ckpt
+                                  micro, aux_optimizer) or last_ckpt
     finally:
         bar.close()
         log.close()
@@ -369,30 +466,56 @@ def train(
     return TrainResult(step, run_dir, last_ckpt, last_metrics, model=model, ema=ema)
 
 
-def _optimizer_step(task: Task, wrapped: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    ema: EMA | None, batches: Iterator, params: list[torch.Tensor], lr: float,
-                    sums: dict[str, torch.Tensor], tc: TrainConfig, env: DistEnv) -> torch.Tensor:
-    """One optimizer step over ``grad_accum`` micro-batches; adds the loss terms into ``sums``
-    and returns the global gradient norm before clipping."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+def _optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for g in optimizer.param_groups for p in g["params"]]
+
+
+def _accumulate(loss_fn, wrapped: nn.Module, batches: Iterator, sums: dict[str, torch.Tensor], prefix: str,
+                tc: TrainConfig, env: DistEnv, kept: list[Any] | None = None) -> None:
+    """Backpropagate ``loss / grad_accum`` of each of ``grad_accum`` micro-batches (moved to the
+    device one at a time, appended to ``kept`` when given); add its terms into ``sums``."""
     for m in range(tc.grad_accum):
         batch = move_to_device(next(batches), env.device)
+        if kept is not None:
+            kept.append(batch)
         with grad_sync(wrapped, m == tc.grad_accum - 1):  # all-reduce on the last micro-step only
             with _autocast(tc, env.device):
-                losses = task.loss(wrapped, batch)
+                losses = loss_fn(wrapped, batch)
             _check_losses(losses)
             (losses["loss"] / tc.grad_accum).backward()
         for k, v in losses.items():
+            k = prefix + k
             v = v.detach().float().reshape(())
             sums[k] = sums[k] + v if k in sums else v.clone()
+
+
+def _clip_and_step(model: nn.Module, optimizer: torch.optim.Optimizer, tc: TrainConfig) -> torch.Tensor:
+    """Clip this optimizer's gradient norm, step, and drop every gradient of the model."""
     max_norm = tc.grad_clip if tc.grad_clip is not None else float("inf")
-    gnorm = full_tensor(torch.nn.utils.clip_grad_norm_(params, max_norm)).detach().float()
+    gnorm = full_tensor(torch.nn.utils.clip_grad_norm_(_optimizer_params(optimizer), max_norm)).detach().float()
     optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)
+    return gnorm
+
+
+def _optimizer_step(task: Task, wrapped: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    aux_optimizer: torch.optim.Optimizer | None, ema: EMA | None, batches: Iterator, lr: float,
+                    sums: dict[str, torch.Tensor], tc: TrainConfig, env: DistEnv) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over ``grad_accum`` micro-batches (then the aux optimizer's on the same
+    micro-batches); adds the loss terms into ``sums`` and returns both gradient norms before
+    clipping (the second 0 without an aux optimizer)."""
+    _set_lr(optimizer, lr)
+    kept: list[Any] | None = [] if aux_optimizer is not None else None
+    _accumulate(task.loss, wrapped, batches, sums, "", tc, env, kept)
+    gnorm = _clip_and_step(model, optimizer, tc)
+    aux_gnorm = torch.zeros((), device=gnorm.device)
+    if aux_optimizer is not None:
+        _set_lr(aux_optimizer, lr)
+        _accumulate(task.aux_loss, wrapped, iter(kept), sums, "aux/", tc, env)
+        aux_gnorm = _clip_and_step(model, aux_optimizer, tc)
     if ema is not None:
         ema.update(model)
-    return gnorm
+    return gnorm, aux_gnorm
 
 
 def _check_losses(losses: Any) -> None:
@@ -412,11 +535,16 @@ def _reduce(sums: dict[str, torch.Tensor], count: int, env: DistEnv) -> dict[str
 
 
 def _save(run_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None,
-          env: DistEnv, tc: TrainConfig, task_name: str, cfg_dict: dict, micro: int) -> Path | None:
-    """Gather full tensors (collective), then rank 0 writes the checkpoint directory atomically."""
+          env: DistEnv, tc: TrainConfig, task_name: str, cfg_dict: dict, micro: int,
+          aux_optimizer: torch.optim.Optimizer | None = None) -> Path | None:
+    """Gather full tensors (collective), then rank 0 writes the checkpoint directory atomically.
+
+    A second optimizer's tensors go into optimizer.safetensors under the ``aux_optimizer:`` key
+    prefix, its hyperparameters into state.json's ``aux_optimizer``."""
     opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
     model_sd = get_model_state_dict(model, options=opts)
     optim_sd = get_optimizer_state_dict(model, optimizer, options=opts)
+    aux_sd = get_optimizer_state_dict(model, aux_optimizer, options=opts) if aux_optimizer is not None else None
     ema_sd = ema.state_dict() if ema is not None else None
     rngs = gather_objects(_rng_state(env.device), env)
     path = None
@@ -424,25 +552,41 @@ def _save(run_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Opt
         optim_tensors, optim_meta = ckpt.flatten_optimizer_state(optim_sd)
         state = {"task": task_name, "config": cfg_dict, "world_size": env.world_size, "micro_batch": micro,
                  "rng": rngs, "optimizer": optim_meta, "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if aux_sd is not None:
+            aux_tensors, state["aux_optimizer"] = ckpt.flatten_optimizer_state(aux_sd)
+            optim_tensors.update({_AUX_PREFIX + k: v for k, v in aux_tensors.items()})
         path = ckpt.save_checkpoint(run_dir, step, model=model_sd, optimizer=optim_tensors, ema=ema_sd,
                                     state=state, keep_last=tc.keep_last)
     barrier(env)
     return path
 
 
-def _restore(data: ckpt.CheckpointData, source: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-             ema: EMA | None, env: DistEnv, tc: TrainConfig) -> int:
-    """Load weights, optimizer state, EMA and RNG from a checkpoint; returns its step."""
-    _check_weights(model, data.model, source)
-    set_model_state_dict(model, data.model, options=StateDictOptions(full_state_dict=True))
+def _load_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                    meta: dict, source: Path, what: str) -> None:
     names = {n for n, p in model.named_parameters() if p.requires_grad}
-    osd = ckpt.unflatten_optimizer_state(data.optimizer, data.state.get("optimizer", {}))
+    osd = ckpt.unflatten_optimizer_state(tensors, meta)
     unknown = sorted(set(osd["state"]) - names)
     if unknown or len(osd["param_groups"]) != len(optimizer.param_groups):
-        raise DataError(f"optimizer state does not fit this model (unknown parameters {unknown[:4]}, "
+        raise DataError(f"{what} state does not fit this model (unknown parameters {unknown[:4]}, "
                         f"{len(osd['param_groups'])} groups vs {len(optimizer.param_groups)})",
                         source / "optimizer.safetensors")
     set_optimizer_state_dict(model, optimizer, osd, options=StateDictOptions(full_state_dict=True))
+
+
+def _restore(data: ckpt.CheckpointData, source: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+             ema: EMA | None, env: DistEnv, tc: TrainConfig, aux_optimizer: torch.optim.Optimizer | None = None) -> int:
+    """Load weights, optimizer state(s), EMA and RNG from a checkpoint; returns its step."""
+    _check_weights(model, data.model, source)
+    set_model_state_dict(model, data.model, options=StateDictOptions(full_state_dict=True))
+    main = {k: v for k, v in data.optimizer.items() if not k.startswith(_AUX_PREFIX)}
+    aux = {k[len(_AUX_PREFIX):]: v for k, v in data.optimizer.items() if k.startswith(_AUX_PREFIX)}
+    _load_optimizer(model, optimizer, main, data.state.get("optimizer", {}), source, "optimizer")
+    has_aux = "aux_optimizer" in data.state
+    if (aux_optimizer is not None) != has_aux:
+        raise DataError("checkpoint " + ("has" if has_aux else "lacks") + " a second optimizer's state but this "
+                        "task " + ("has none" if has_aux else "has one (aux_param_groups)"), source / "state.json")
+    if aux_optimizer is not None:
+        _load_optimizer(model, aux_optimizer, aux, data.state["aux_optimizer"], source, "second optimizer")
     if ema is not None:
         if data.ema is None:
             raise DataError("checkpoint has no EMA weights but train.ema_decay is set", source)

@@ -55,9 +55,50 @@ class Task(abc.ABC):
         """
 
     def preview(self, model: nn.Module, batch: Batch) -> dict[str, np.ndarray]:
-        """Images to look at (name -> uint8 ``h w c`` RGB), from a fixed batch. Runs on every rank
-        (FSDP forwards are collective); the loop writes rank 0's into RUN_DIR/previews."""
+        """Images or videos to look at, from a fixed batch: name -> uint8 ``h w c`` RGB (or ``h w``
+        grey) written as PNG, or uint8 ``t h w 3`` RGB written as MP4 at :attr:`preview_fps`. Runs
+        on every rank (FSDP forwards are collective); the loop writes rank 0's into RUN_DIR/previews."""
         return {}
+
+    #: Frame rate (Hz) of video previews.
+    preview_fps: float = 12.0
+
+    def on_step(self, step: int) -> None:
+        """Called before every optimizer step with the number of steps already done (0 first; on
+        resume, the checkpoint's step), e.g. to warm up KL or adversarial loss weights. Keep any
+        state it sets a pure function of ``step`` so resumed runs match uninterrupted ones."""
+
+    def frozen_modules(self) -> dict[str, nn.Module]:
+        """Helper networks the task holds as attributes (e.g. a frozen VAE inside a DiT task).
+
+        Called once after :meth:`build_model`; the loop moves each to the device, puts it in eval
+        mode with ``requires_grad_(False)``, and never saves it in or checks it against the run's
+        checkpoints (load its weights yourself, e.g. in ``__init__``). It must not share
+        parameters with the trained model.
+        """
+        return {}
+
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]] | None:
+        """Optimizer parameter groups, or None for the default (weight decay on tensors with
+        ndim >= 2, none on biases and norms). Each group: ``{"params": [...], "lr_scale": float
+        (multiplies the scheduled LR, default 1), "weight_decay": float (default train.weight_decay)}``.
+        Together the groups must hold every trainable parameter except :meth:`aux_param_groups`'."""
+        return None
+
+    def aux_param_groups(self, model: nn.Module) -> list[dict[str, Any]] | None:
+        """Parameter groups of a second AdamW optimizer (e.g. a VAE discriminator living inside the
+        model), same keys as :meth:`param_groups`, or None for none. Its parameters are left out of
+        the main optimizer and trained on :meth:`aux_loss`: each step, after the main optimizer
+        step, the loop runs ``aux_loss`` on the same micro-batches, clips and steps this optimizer.
+        Gradients of the main loss on these parameters (and of the aux loss on the others) are
+        discarded. Its state is checkpointed and resumed like the main optimizer's. Single
+        process only (DDP would need ``find_unused_parameters``)."""
+        return None
+
+    def aux_loss(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        """Scalar losses for the second optimizer (needs :meth:`aux_param_groups`); must contain
+        ``"loss"``; entries are logged as ``aux/<name>``."""
+        raise NotImplementedError(f"{type(self).__name__} declares aux_param_groups but no aux_loss")
 
     def evaluate(self, model: nn.Module, env: DistEnv) -> dict[str, float]:
         """Validation metrics, identical on every rank (reduce across ranks yourself; see

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ...eval import consistency, layout_model, synth_features
 from ..task import TaskDef
-from . import frame_ae
+from . import bev_layout, camera_dit, camera_vae, depth, frame_ae, layout2d, synth_features
 
 __all__ = ["TASKS"]
 
@@ -12,6 +11,9 @@ __all__ = ["TASKS"]
 TASKS: dict[str, TaskDef] = {
     "frame_ae": frame_ae.TASK,
     "synth_features": synth_features.SYNTH_FEATURES_TASK,
-    "bev_layout": layout_model.BEV_LAYOUT_TASK,
-    "depth": consistency.DEPTH_TASK,
+    "bev_layout": bev_layout.BEV_LAYOUT_TASK,
+    "depth": depth.DEPTH_TASK,
+    "layout2d": layout2d.LAYOUT2D_TASK,
+    "camera-vae": camera_vae.CAMERA_VAE_TASK,
+    "camera-dit": camera_dit.CAMERA_DIT_TASK,
 }

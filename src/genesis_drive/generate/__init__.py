@@ -1,0 +1,1 @@
+"""Generation: sample the trained generators and write what they make as nuScenes-format roots."""

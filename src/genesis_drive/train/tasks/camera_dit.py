@@ -1,0 +1,348 @@
+"""``camera-dit``: training recipe of the camera branch's multi-view diffusion transformer
+(:class:`~genesis_drive.models.camera.dit.MultiViewDiT`) in the latent space of a trained,
+frozen camera VAE (:class:`~genesis_drive.models.camera.vae.VideoVAE`, task ``camera-vae``).
+
+Data: clips of ``clips.num_frames`` (``4k + 1``, k >= 1) camera frames of every view of a
+nuScenes-format root (:class:`~genesis_drive.train.tasks.clip_task.ClipTask`, optionally only a
+DataCrafter manifest's kept clips), resized and centre-cropped to ``image_size``; each sample is
+``images`` (uint8 ``v t c h w``) plus every key of
+:class:`~genesis_drive.layout.conditions.ConditionTransform` (its ``layout`` video, boxes,
+pedestrians, ego, intrinsics for ``image_size``, cam_to_ego, captions). With a manifest the
+sample's ``caption_embedding`` ``(d,)`` becomes the DiT's ``caption_global`` (mask True).
+
+Loss per micro-batch (rectified flow of :mod:`genesis_drive.diffusion.flow`, ``t = 0`` data)::
+
+    x0 = VAE.encode(images), l = VAE.encode(layout)       # b v t' c h' w', normalised, no grad
+    t ~ time (logit-normal), eps ~ N(0, 1), x_t = (1 - t) x0 + t eps
+    given[:, 0] ~ Bernoulli(first_frame_prob)             # latent frame 0 kept clean in x_t
+    drop[g] ~ Bernoulli(drop.<g>) | Bernoulli(drop.all)   # classifier-free guidance dropout
+    loss = mean over non-given latent frames of |DiT(x_t, t, cond, layout=l, given, drop) - (eps - x0)|^2
+
+The VAE is a frozen helper (:meth:`Task.frozen_modules`): moved to the device by the loop, never
+saved in the DiT's checkpoints; it is loaded from ``vae`` (a camera-vae run or checkpoint
+directory, EMA weights) when the task is built.
+
+Preview (:meth:`CameraDiTTask.preview`): the first sample of the fixed batch generated from noise
+(seed 0, ``preview_steps`` Heun steps, every condition kept, no given frame) and decoded by the
+VAE; an MP4 (``t h w 3``) of its first view: the real frames above the layout video above the
+generated frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import nn
+
+from ...data.clips import ClipSpec
+from ...data.nuscenes import NuScenesReader
+from ...data.schema import CAMERA_CHANNELS, Clip
+from ...diffusion.flow import add_noise, flow_loss, sample_time, velocity_target
+from ...diffusion.samplers import sample
+from ...errors import ConfigError
+from ...layout import conditions as condition_presets
+from ...layout.conditions import ConditionConfig, ConditionTransform
+from ...models.camera import dit as dit_presets
+from ...models.camera.conditions import CONDITION_GROUPS, random_drop
+from ...models.camera.dit import MultiViewDiT, MultiViewDiTConfig
+from ...models.camera.vae import VideoVAE
+from ..checkpoint import load_run_model
+from ..config import TrainConfig
+from ..task import TaskDef
+from .camera_vae import RATE_HZ, CameraVAEConfig
+from .clip_task import ClipCut, ClipTask
+
+__all__ = [
+    "DropConfig",
+    "TimeConfig",
+    "CameraDiTConfig",
+    "DiTSamples",
+    "CameraDiTTask",
+    "to_latents",
+    "sample_drop",
+    "tiny",
+    "paper",
+    "test",
+    "CAMERA_DIT_PRESETS",
+    "CAMERA_DIT_TASK",
+]
+
+
+@dataclass(frozen=True)
+class DropConfig:
+    """Condition dropout probabilities per sample (classifier-free guidance): one per condition
+    group of :data:`~genesis_drive.models.camera.conditions.CONDITION_GROUPS` (independent), and
+    ``all``: the probability that every group is dropped together (the unconditional sample)."""
+
+    caption: float = 0.1
+    ego: float = 0.1
+    boxes: float = 0.1
+    pedestrians: float = 0.1
+    layout: float = 0.1
+    all: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in (*CONDITION_GROUPS, "all"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"drop.{name} must be a probability in [0, 1], got {p}")
+
+    def group_probs(self) -> dict[str, float]:
+        """group -> independent drop probability."""
+        return {g: float(getattr(self, g)) for g in CONDITION_GROUPS}
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    """Training time distribution (:func:`~genesis_drive.diffusion.flow.sample_time`): ``kind``
+    "logit_normal" (mean, std of the logit) or "uniform", then the resolution ``shift`` (1 = none)."""
+
+    kind: str = "logit_normal"
+    mean: float = 0.0
+    std: float = 1.0
+    shift: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("logit_normal", "uniform"):
+            raise ConfigError(f"time.kind must be 'logit_normal' or 'uniform', got {self.kind!r}")
+        if not self.std > 0 or not self.shift > 0:
+            raise ConfigError(f"time.std and time.shift must be > 0, got {self.std}, {self.shift}")
+
+
+@dataclass(frozen=True)
+class CameraDiTConfig:
+    """Run config of the ``camera-dit`` task.
+
+    model: the DiT (its ``latent_channels``, ``spatial_compression`` and
+    ``conditions.temporal_compression`` must be the VAE's). conditions: the condition transform
+    (its ``image_size`` must be ``image_size``). clips: clip cutting (``num_frames`` = 4k + 1 with
+    k >= 1 for the VAE's temporal factor 4: at least two latent frames). vae: camera-vae run or
+    checkpoint directory. views: cameras of a clip, rig order. image_size: (width, height) pixels
+    the frames are resized and centre-cropped to (multiples of the VAE's spatial factor).
+    first_frame_prob: probability that latent frame 0 is given clean (first-frame mode).
+    drop: condition dropout. time: training time distribution. preview_steps: Heun steps of the
+    preview sample.
+    """
+
+    model: MultiViewDiTConfig = field(default_factory=lambda: dit_presets.tiny(16))
+    conditions: ConditionConfig = field(default_factory=condition_presets.tiny)
+    clips: ClipCut = field(default_factory=lambda: ClipCut(num_frames=9, frame_stride=1, window_stride=1, rate="camera"))
+    vae: str = "runs/camera-vae-tiny"
+    views: tuple[str, ...] = CAMERA_CHANNELS
+    image_size: tuple[int, int] = (128, 72)
+    first_frame_prob: float = 0.3
+    drop: DropConfig = field(default_factory=DropConfig)
+    time: TimeConfig = field(default_factory=TimeConfig)
+    preview_steps: int = 10
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not self.vae:
+            raise ConfigError("vae must name a trained camera-vae run or checkpoint directory")
+        if not self.views:
+            raise ConfigError("views must name at least one camera channel")
+        if tuple(self.conditions.image_size or ()) != tuple(self.image_size):
+            raise ConfigError(f"conditions.image_size {self.conditions.image_size} must equal image_size {self.image_size} "
+                              "(the layout video and intrinsics are for the images the VAE encodes)")  # fmt: skip
+        w, h = self.image_size
+        sf, tf = self.model.spatial_compression, self.model.conditions.temporal_compression
+        if w % sf or h % sf or min(w, h) < sf:
+            raise ConfigError(f"image_size {self.image_size} must be multiples of model.spatial_compression {sf}")
+        n = self.clips.num_frames
+        if n < tf + 1 or (n - 1) % tf:
+            raise ConfigError(f"clips.num_frames must be {tf}k+1 with k >= 1 ({tf + 1}, {2 * tf + 1}, ...) for at least two "
+                              f"latent frames, got {n}")  # fmt: skip
+        if not 0.0 <= self.first_frame_prob <= 1.0:
+            raise ConfigError(f"first_frame_prob must be in [0, 1], got {self.first_frame_prob}")
+        if self.preview_steps < 1:
+            raise ConfigError(f"preview_steps must be >= 1, got {self.preview_steps}")
+        if self.model.conditions.num_classes != len(self.conditions.tokens.classes):
+            raise ConfigError(f"model.conditions.num_classes {self.model.conditions.num_classes} must equal the "
+                              f"{len(self.conditions.tokens.classes)} box classes of conditions.tokens.classes")  # fmt: skip
+        if self.model.conditions.caption_dim != self.conditions.caption_dim:
+            raise ConfigError(f"model.conditions.caption_dim {self.model.conditions.caption_dim} must equal "
+                              f"conditions.caption_dim {self.conditions.caption_dim}")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def to_latents(vae: VideoVAE, video: torch.Tensor) -> torch.Tensor:
+    """uint8 videos ``b v t c h w`` -> normalised VAE latents ``b v t' c' h' w'`` (posterior mean,
+    float32); the views are folded into the VAE's batch (``(b v) c t h w``)."""
+    b = video.shape[0]
+    x = rearrange(video, "b v t c h w -> (b v) c t h w").float() / 127.5 - 1.0
+    z = vae.encode(x).float()
+    return rearrange(z, "(b v) c t h w -> b v t c h w", b=b)
+
+
+def sample_drop(b: int, drop: DropConfig, device: torch.device | None = None,
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Condition drop masks ``group -> (b,)`` bool: each group independently with its own
+    probability, and all groups together with probability ``drop.all``."""
+    out = random_drop(b, drop.group_probs(), generator=generator, device=device)
+    every = torch.rand(b, generator=generator, device=device) < drop.all
+    return {g: m | every for g, m in out.items()}
+
+
+class DiTSamples:
+    """Clip -> ``{"images": uint8 v t c h w, **ConditionTransform(clip)}``. Picklable."""
+
+    def __init__(self, conditions: ConditionConfig):
+        self.transform = ConditionTransform(conditions)
+
+    def __call__(self, clip: Clip) -> dict[str, torch.Tensor]:
+        out = self.transform(clip)
+        out["images"] = torch.from_numpy(rearrange(clip.images, "t v h w c -> v t c h w").copy())
+        return out
+
+
+#: Batch keys that are not DiT conditions (the images are the data; the layout video is encoded).
+_NOT_CONDITIONS = ("images", "layout", "caption", "clip_id", "caption_embedding")
+
+
+# ----------------------------------------------------------------------------- task
+
+
+class CameraDiTTask(ClipTask):
+    """Trains :class:`MultiViewDiT` on VAE latents of the camera clips of a root (module docstring)."""
+
+    name = "camera-dit"
+    root_needs = "a nuScenes-format root with the cameras of `views`"
+    cfg: CameraDiTConfig
+
+    def __init__(self, cfg: CameraDiTConfig, data_root: Path | None):
+        super().__init__(cfg, data_root)
+        self.vae, vae_cfg, self.vae_info = load_run_model(cfg.vae, CameraVAEConfig, lambda c: VideoVAE(c.model))
+        self.vae.requires_grad_(False)
+        m, vm = cfg.model, vae_cfg.model
+        got = (vm.latent_channels, self.vae.spatial_factor, self.vae.temporal_factor)
+        want = (m.latent_channels, m.spatial_compression, m.conditions.temporal_compression)
+        if got != want:
+            raise ConfigError(f"the VAE at {cfg.vae} has (latent channels, spatial, temporal factor) {got}; model has "
+                              f"latent_channels, spatial_compression, conditions.temporal_compression {want}")  # fmt: skip
+        self.preview_fps = RATE_HZ[cfg.clips.rate] / cfg.clips.frame_stride
+
+    # -- data ---------------------------------------------------------------------------------
+    def clip_spec(self) -> ClipSpec:
+        return self.clips.spec(self.cfg.views, self.cfg.image_size, lidar="none")
+
+    def make_transform(self, reader: NuScenesReader) -> DiTSamples:
+        return DiTSamples(self.cfg.conditions)
+
+    # -- training -----------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        return MultiViewDiT(self.cfg.model)
+
+    def frozen_modules(self) -> dict[str, nn.Module]:
+        return {"vae": self.vae}
+
+    def conditions(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The DiT's condition dict of a batch; a manifest's ``caption_embedding`` (b, d) becomes
+        ``caption_global`` with ``caption_global_mask`` True."""
+        cond = {k: v for k, v in batch.items() if k not in _NOT_CONDITIONS and isinstance(v, torch.Tensor)}
+        emb = batch.get("caption_embedding")
+        if isinstance(emb, torch.Tensor):
+            cond["caption_global"] = emb.float()
+            cond["caption_global_mask"] = torch.ones(emb.shape[0], dtype=torch.bool, device=emb.device)
+        return cond
+
+    def loss(self, model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        with torch.no_grad():
+            x0 = to_latents(self.vae, batch["images"])  # b v t c h w
+            layout = to_latents(self.vae, batch["layout"])
+        b, tl, dev = x0.shape[0], x0.shape[2], x0.device
+        tc = cfg.time
+        t = sample_time(b, kind=tc.kind, mean=tc.mean, std=tc.std, shift=tc.shift, device=dev)
+        noise = torch.randn_like(x0)
+        given = torch.zeros(b, tl, dtype=torch.bool, device=dev)
+        given[:, 0] = torch.rand(b, device=dev) < cfg.first_frame_prob
+        g6 = given[:, None, :, None, None, None]
+        xt = torch.where(g6, x0, add_noise(x0, noise, t))
+        drop = sample_drop(b, cfg.drop, device=dev)
+        pred = model(xt, t, self.conditions(batch), layout=layout, given=given, drop=drop)
+        loss = flow_loss(pred.float(), velocity_target(x0, noise), ~g6)
+        return {"loss": loss, "given_frac": given[:, 0].float().mean(), "time": t.mean()}
+
+    @torch.no_grad()
+    def preview(self, model: nn.Module, batch: dict) -> dict[str, np.ndarray]:
+        """``sample``: uint8 ``t (3 h) w 3`` video of view 0 of the batch's first sample: real frames,
+        layout video, frames generated from noise (seed 0) under every condition."""
+        one = {k: v[:1] for k, v in batch.items()}  # tensors and lists (ids, captions)
+        x0 = to_latents(self.vae, one["images"])
+        layout = to_latents(self.vae, one["layout"])
+        cond = self.conditions(one)
+        gen = torch.Generator(device=x0.device).manual_seed(0)
+        z = sample(lambda x, t: model(x, t, cond, layout=layout).float(), tuple(x0.shape), steps=self.cfg.preview_steps,
+                   method="heun", shift=self.cfg.time.shift, generator=gen, device=x0.device)  # fmt: skip
+        video = self.vae.decode(rearrange(z[:, 0], "b t c h w -> b c t h w")).float().clamp(-1, 1)  # 1 3 t h w
+        fake = ((rearrange(video[0], "c t h w -> t h w c") + 1.0) * 127.5).round().to(torch.uint8)
+        real = rearrange(one["images"][0, 0], "t c h w -> t h w c")
+        lay = rearrange(one["layout"][0, 0], "t c h w -> t h w c")
+        return {"sample": torch.cat([real, lay, fake.to(real.device)], dim=1).cpu().numpy()}
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def tiny() -> CameraDiTConfig:
+    """CPU size: 128x72 clips of 9 frames (12 Hz) x 6 views on the tiny VAE's 16 x 9 x 3 latents; a
+    3.3 M-weight DiT, ~3 s per step (batch 1, one CPU thread), 1500 steps ~ 75 minutes."""
+    return CameraDiTConfig(
+        model=dit_presets.tiny(16),
+        conditions=condition_presets.tiny(),
+        clips=ClipCut(num_frames=9, frame_stride=1, window_stride=1, rate="camera"),
+        vae="runs/camera-vae-tiny",
+        image_size=(128, 72),
+        train=TrainConfig(steps=1500, batch_size=1, lr=2e-4, warmup_steps=50, schedule="cosine", min_lr=2e-5,
+                          ema_decay=0.995, precision="bf16", log_every=20, ckpt_every=500, preview_every=500,
+                          preview_samples=1, eval_every=0),
+    )  # fmt: skip
+
+
+def paper() -> CameraDiTConfig:
+    """GPU size: 800x448 clips of 17 frames x 6 views, the STDiT3-scale DiT on the paper VAE."""
+    return CameraDiTConfig(
+        model=dit_presets.paper(16),
+        conditions=condition_presets.paper(),
+        clips=ClipCut(num_frames=17, frame_stride=1, window_stride=4, rate="camera"),
+        vae="runs/camera-vae-paper",
+        image_size=(800, 448),
+        time=TimeConfig(kind="logit_normal", mean=0.0, std=1.0, shift=3.0),
+        train=TrainConfig(steps=200_000, batch_size=32, lr=1e-4, warmup_steps=2000, schedule="cosine", min_lr=1e-5,
+                          ema_decay=0.9999, precision="bf16", grad_checkpointing=True, log_every=50, ckpt_every=2000,
+                          preview_every=2000, preview_samples=1, eval_every=0, num_workers=8),
+    )  # fmt: skip
+
+
+def test() -> CameraDiTConfig:
+    """Unit-test size: 64x32 clips of 5 frames x 2 views, the ``test`` DiT (4 latent channels),
+    fp32, for a VAE with 4 latent channels (its path must be set)."""
+    return CameraDiTConfig(
+        model=dit_presets.test(4),
+        conditions=ConditionConfig(image_size=(64, 32), tokens=condition_presets.tiny().tokens,
+                                   bev=condition_presets.tiny().bev, max_pedestrians=4),
+        clips=ClipCut(num_frames=5, frame_stride=1, window_stride=4, rate="camera"),
+        vae="runs/camera-vae-test",
+        views=("CAM_FRONT", "CAM_FRONT_RIGHT"),
+        image_size=(64, 32),
+        train=TrainConfig(steps=1, batch_size=1, lr=1e-3, warmup_steps=0, schedule="constant", ema_decay=None,
+                          precision="fp32", log_every=1, ckpt_every=1000, preview_every=0, preview_samples=0,
+                          eval_every=0),
+    )  # fmt: skip
+
+
+CAMERA_DIT_PRESETS: dict[str, Callable[[], CameraDiTConfig]] = {"tiny": tiny, "paper": paper, "test": test}
+
+CAMERA_DIT_TASK = TaskDef(
+    config_type=CameraDiTConfig,
+    presets=CAMERA_DIT_PRESETS,
+    build=CameraDiTTask,
+    description="multi-view camera DiT (rectified flow on frozen camera-VAE latents, layout control branch)",
+)

@@ -1,0 +1,162 @@
+"""Camera sampling with a tiny random DiT and a pooling codec: the three modes, rollout, determinism, kept given frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from genesis_drive.data.clips import ClipIndex, ClipSpec
+from genesis_drive.data.nuscenes import NuScenesReader
+from genesis_drive.data.schema import CAMERA_CHANNELS
+from genesis_drive.errors import ConfigError
+from genesis_drive.generate.camera import encode_frames, generate_chunk, sample_latents
+from genesis_drive.generate.root import write_generated_root
+from genesis_drive.generate.scene import frames_by_token, generate_scene
+from genesis_drive.layout.conditions import ConditionTransform
+from genesis_drive.models.camera.dit import DIT_PRESETS, MultiViewDiT
+from genesis_drive.models.codec import LatentCodec
+
+from ..data.handmade import write_handmade
+from ..models.camera.helpers import CONFIG, IMAGE_SIZE, conditions
+from ..models.camera.test_dit import pretrained_like
+
+
+class PoolCodec(LatentCodec):
+    """A causal 8x spatial / 4x temporal codec by averaging (channels r, g, b, mean); decode repeats."""
+
+    latent_channels = 4
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)  # gives the codec a device
+
+    def encode_raw(self, x, *, sample=False, generator=None):
+        first, rest = x[:, :, :1], x[:, :, 1:]
+        rest = rearrange(rest, "n c (k f) h w -> n c k f h w", f=4).mean(3)
+        z = F.avg_pool3d(torch.cat([first, rest], 2), (1, 8, 8))
+        return torch.cat([z, z.mean(1, keepdim=True)], 1)
+
+    def decode_raw(self, z):
+        x = F.interpolate(z[:, :3], scale_factor=(1, 8, 8), mode="nearest")
+        return torch.cat([x[:, :, :1], x[:, :, 1:].repeat_interleave(4, dim=2)], 2)
+
+    def latent_shape(self, input_shape):
+        c, t, h, w = input_shape
+        return (4, (t - 1) // 4 + 1, h // 8, w // 8)
+
+
+@pytest.fixture(scope="module")
+def nets():
+    torch.manual_seed(0)
+    return pretrained_like(MultiViewDiT(DIT_PRESETS["test"](4))).eval(), PoolCodec().eval()
+
+
+@pytest.fixture(scope="module")
+def cond():
+    return {k: v[0] for k, v in conditions(1, 9).items() if isinstance(v, torch.Tensor)}
+
+
+def _real(seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (6, 9, IMAGE_SIZE[1], IMAGE_SIZE[0], 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("mode", ["free", "first-frame", "noisy-latent"])
+def test_modes_run_and_are_seeded(nets, cond, mode):
+    dit, codec = nets
+    real = _real()
+    kw = dict(mode=mode, steps=2, guidance=2.0, strength=0.5,
+              given_frames=real[:, :1] if mode == "first-frame" else None,
+              real_frames=real if mode == "noisy-latent" else None)  # fmt: skip
+    a = generate_chunk(dit, codec, cond, seed=1, **kw)
+    b = generate_chunk(dit, codec, cond, seed=1, **kw)
+    c = generate_chunk(dit, codec, cond, seed=2, **kw)
+    assert a.shape == (6, 9, IMAGE_SIZE[1], IMAGE_SIZE[0], 3) and a.dtype == np.uint8
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() != c.tobytes()
+
+
+def test_first_frame_keeps_given_latents_exactly(nets, cond):
+    dit, codec = nets
+    batch = {k: v[None] for k, v in cond.items()}
+    given = encode_frames(codec, torch.from_numpy(_real()[:, :5]))  # 2 latent frames
+    shape = (1, 6, 3, 4, 3, 4)
+    for method in ("euler", "heun"):
+        z = sample_latents(dit, batch, shape, mode="first-frame", given_latents=given, steps=2, method=method, seed=0)
+        assert torch.equal(z[:, :, :2], given)
+        free = sample_latents(dit, batch, shape, mode="free", steps=2, method=method, seed=0)
+        assert not torch.allclose(free[:, :, :2], given, atol=0.1)
+
+
+def test_noisy_latent_strength(nets, cond):
+    dit, codec = nets
+    batch = {k: v[None] for k, v in cond.items()}
+    real = encode_frames(codec, torch.from_numpy(_real()))
+    shape = tuple(real.shape)
+    z0 = sample_latents(dit, batch, shape, mode="noisy-latent", real_latents=real, strength=0.0, steps=4)
+    assert torch.equal(z0, real)
+    err = [float((sample_latents(dit, batch, shape, mode="noisy-latent", real_latents=real, strength=s, steps=4) - real).abs().mean())
+           for s in (0.05, 0.5, 1.0)]
+    assert err[0] < err[1] < err[2] and err[0] < 0.1 * err[2]
+
+
+def test_bad_mode_and_strength(nets, cond):
+    dit, codec = nets
+    with pytest.raises(ConfigError, match="unknown mode"):
+        generate_chunk(dit, codec, cond, mode="sideways")
+    with pytest.raises(ConfigError, match=r"strength must be in \[0, 1\]"):
+        generate_chunk(dit, codec, cond, mode="noisy-latent", real_frames=_real(), strength=1.5)
+    with pytest.raises(ConfigError, match="needs given latent frames"):
+        generate_chunk(dit, codec, cond, mode="first-frame")
+
+
+def test_rollout_over_a_scene_writes_a_loadable_root(nets, tmp_path):
+    dit, codec = nets
+    root = write_handmade(tmp_path / "src", num_keyframes=4)  # 19 frames at 12 Hz
+    spec = ClipSpec(num_frames=9, window_stride=1, views=CAMERA_CHANNELS, image_size=IMAGE_SIZE, lidar="none")
+    index = ClipIndex(NuScenesReader(root), spec)
+    transform = ConditionTransform(CONFIG)
+
+    def chunk_fn(clip, given, seed):
+        return generate_chunk(dit, codec, transform(clip), mode="first-frame" if given is not None else "free",
+                              given_frames=given, steps=1, guidance=1.0, seed=seed)  # fmt: skip
+
+    scene = index.reader.scene_tokens()[0]
+    runs = [generate_scene(index, scene, chunk_fn, seed=5).frames for _ in range(2)]
+    assert runs[0].shape == (6, 19, IMAGE_SIZE[1], IMAGE_SIZE[0], 3) and runs[0].tobytes() == runs[1].tobytes()
+    video = generate_scene(index, scene, chunk_fn, seed=5)
+    out = write_generated_root(root, tmp_path / "gen", ["scene-0001"], CAMERA_CHANNELS, frames_by_token(index.reader, video),
+                               IMAGE_SIZE, clips=video.clips, progress=False)  # fmt: skip
+    gen, src = NuScenesReader(out), index.reader
+    for s in src.sample_tokens(scene):
+        assert [b.token for b in gen.boxes(s)] == [b.token for b in src.boxes(s)]
+    tok = gen.channel_tokens(scene, "CAM_FRONT")[10]
+    assert gen.camera_frame(tok).image.shape == (IMAGE_SIZE[1], IMAGE_SIZE[0], 3)
+
+
+@pytest.mark.parametrize("mode", ["free", "first-frame", "noisy-latent"])
+def test_generate_root_all_modes(nets, tmp_path, mode):
+    from genesis_drive.generate.pipeline import generate_root
+
+    dit, codec = nets
+    root = write_handmade(tmp_path / "src", num_keyframes=2)  # 7 frames: too short for a 9-frame chunk
+    kw = dict(dit=dit, codec=codec, transform=ConditionTransform(CONFIG), views=CAMERA_CHANNELS, num_frames=5, mode=mode,
+              strength=0.5, steps=1, guidance=1.5, progress=False)  # fmt: skip
+    out = generate_root(root, tmp_path / "gen", seed=3, **kw)
+    again = generate_root(root, tmp_path / "gen2", seed=3, **kw)
+    gen = NuScenesReader(out)
+    scene = gen.scene_tokens()[0]
+    for tok in gen.channel_tokens(scene, "CAM_BACK_LEFT"):
+        sd = gen.sample_data(tok)
+        assert (out / sd["filename"]).read_bytes() == (again / sd["filename"]).read_bytes()  # same seed, same bytes
+    if mode == "first-frame":  # the real first frame is kept
+        real = ClipIndex(NuScenesReader(root), ClipSpec(num_frames=5, views=CAMERA_CHANNELS, image_size=IMAGE_SIZE, lidar="none")).load(0)
+        img = gen.camera_frame(gen.channel_tokens(scene, "CAM_FRONT")[0]).image
+        assert np.abs(img.astype(int) - real.images[0, 0].astype(int)).mean() < 3  # JPEG
+    with pytest.raises(Exception, match="already exists"):
+        generate_root(root, tmp_path / "gen", **kw)
+    with pytest.raises(Exception, match="lacks camera channels"):
+        generate_root(root, tmp_path / "gen3", **{**kw, "views": ("CAM_FRONT", "CAM_SIDE")})
+    assert not (tmp_path / "gen3").exists()

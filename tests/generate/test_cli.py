@@ -1,0 +1,65 @@
+"""`generate` options and the checkpoint-folder layout: one clear error per bad input."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from genesis_drive.errors import ConfigError, DataError
+from genesis_drive.generate.checkpoints import SHIPPED_CHECKPOINTS, checkpoint_dirs
+from genesis_drive.generate.cli import add_arguments, check_arguments
+
+
+def _args(tmp_path, *extra):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser.add_subparsers())
+    return parser.parse_args(["generate", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "out"), *extra])
+
+
+def test_good_arguments_pass(tmp_path):
+    args = _args(tmp_path, "--mode", "noisy-latent", "--strength", "0.3", "--seed", "4", "--scenes", "a", "b")
+    check_arguments(args)
+    assert args.scenes == ["a", "b"] and args.seed == 4 and args.strength == 0.3
+
+
+@pytest.mark.parametrize("extra,match", [
+    (("--mode", "sideways"), "--mode: unknown mode 'sideways'"),
+    (("--strength", "1.5"), r"--strength must be in \[0, 1\], got 1.5"),
+    (("--strength", "-0.1"), r"--strength must be in \[0, 1\]"),
+    (("--modalities", "lidar"), "--modalities: unknown"),
+    (("--sampler", "rk4"), "unknown sampler"),
+    (("--steps", "0"), "--steps must be >= 1"),
+])  # fmt: skip
+def test_bad_options(tmp_path, extra, match):
+    with pytest.raises(ConfigError, match=match):
+        check_arguments(_args(tmp_path, *extra))
+
+
+def test_existing_out_refused(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DataError, match="already exists"):
+        check_arguments(_args(tmp_path))
+    check_arguments(_args(tmp_path, "--overwrite"))
+
+
+def test_checkpoint_layout(tmp_path):
+    with pytest.raises(DataError, match="checkpoints folder not found"):
+        checkpoint_dirs(tmp_path / "nope")
+    (tmp_path / "camera_vae" / "checkpoints" / "step_00000010").mkdir(parents=True)
+    (tmp_path / "camera_vae" / "checkpoints" / "step_00000010" / "state.json").write_text("{}")
+    with pytest.raises(DataError, match="no camera_dit/ folder"):
+        checkpoint_dirs(tmp_path)
+    (tmp_path / "camera_dit").mkdir()
+    with pytest.raises(DataError, match="holds no checkpoint"):
+        checkpoint_dirs(tmp_path)
+    (tmp_path / "camera_dit" / "state.json").write_text("{}")
+    assert checkpoint_dirs(tmp_path) == {"camera_vae": tmp_path / "camera_vae", "camera_dit": tmp_path / "camera_dit"}
+
+
+def test_missing_shipped_checkpoints_name_the_path():
+    if SHIPPED_CHECKPOINTS.is_dir() and (SHIPPED_CHECKPOINTS / "camera_dit").is_dir():
+        pytest.skip("shipped checkpoints installed")
+    with pytest.raises(DataError, match="shipped checkpoints are not installed") as e:
+        checkpoint_dirs(None)
+    assert str(SHIPPED_CHECKPOINTS) in str(e.value)

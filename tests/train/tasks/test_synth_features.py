@@ -1,0 +1,109 @@
+"""synth_features task: annotation targets by hand, random frame orders, the loss falls on one batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genesis_drive.layout.camera import render_layout
+from genesis_drive.layout.colors import CLASS_COLORS, FACE_SHADES, MAP_COLORS, class_color
+from genesis_drive.layout.frames import clip_cameras, frame_map
+from genesis_drive.models.evaluators.synth_features import OBJECT_GROUPS, SEG_CLASSES
+from genesis_drive.train.tasks.synth_features import (
+    SYNTH_FEATURE_PRESETS,
+    SYNTH_FEATURES_TASK,
+    class_fractions,
+    ego_motion,
+    layout_semantics,
+    random_orders,
+    scene_conditions,
+    visible_object_counts,
+)
+
+
+@pytest.fixture(scope="module")
+def clip(root):
+    return SYNTH_FEATURES_TASK.build(SYNTH_FEATURE_PRESETS["tiny"](), root).clip_index().load(0)
+
+
+def test_layout_colours_decode_to_classes():
+    px = [MAP_COLORS["drivable_area"], MAP_COLORS["lane_divider"], MAP_COLORS["road_edge"], class_color("truck", FACE_SHADES["back"]),
+          CLASS_COLORS["pedestrian"], class_color("bicycle", FACE_SHADES["top"]), CLASS_COLORS["barrier"], (0, 0, 0), (1, 2, 3)]  # fmt: skip
+    labels = layout_semantics(np.array([px], dtype=np.uint8))[0]
+    names = ["drivable_area", "lane_line", "lane_line", "vehicle", "pedestrian", "cycle", "obstacle", "background"]
+    assert labels.tolist() == [SEG_CLASSES.index(n) for n in names] + [-1]
+
+
+def test_rendered_layouts_decode_completely(clip):
+    layers = frame_map(clip, 0)
+    cams = clip_cameras(clip)
+    front = layout_semantics(render_layout(cams[0], clip.boxes[0], clip.poses[0], layers))
+    assert (front >= 0).all()  # every pixel of a layout image is an exact palette colour
+    assert (front == SEG_CLASSES.index("vehicle")).any() and (front == SEG_CLASSES.index("drivable_area")).any()
+
+
+def test_class_fractions_by_hand():
+    labels = np.array([[0, 0, 1, 1], [0, -1, 1, 2], [3, 3, -1, -1], [3, 3, -1, -1]])
+    f = class_fractions(labels, 2, num_classes=4)
+    assert f.shape == (4, 2, 2)
+    np.testing.assert_allclose(f[:, 0, 0], [1, 0, 0, 0])
+    np.testing.assert_allclose(f[:, 0, 1], [0, 0.75, 0.25, 0])
+    np.testing.assert_allclose(f[:, 1, 0], [0, 0, 0, 1])
+    np.testing.assert_allclose(f[:, 1, 1], [0, 0, 0, 0])  # no known pixel: ignored by the soft cross-entropy
+
+
+def test_scene_conditions_from_descriptions():
+    assert scene_conditions("SynthTown, night, rain; dense traffic") == (2, 1)
+    assert scene_conditions("Dusk drive in fog") == (1, 2)
+    assert scene_conditions("Sunday afternoon, clear skies") == (-1, 0)  # "Sunday" is not "day"
+    assert scene_conditions("hand-made test scene") == (-1, -1)
+
+
+def test_annotation_targets_of_the_handmade_clip(clip):
+    veh, ped = list(OBJECT_GROUPS).index("vehicle"), list(OBJECT_GROUPS).index("pedestrian")
+    cams, boxes = clip_cameras(clip), clip.boxes[0]
+    front = visible_object_counts(cams[0], boxes, 60.0)
+    assert front[veh] == 1 and front[ped] == 0  # car at ego (10, 3.5) ahead
+    assert visible_object_counts(cams[1], boxes, 60.0)[ped] == 1  # pedestrian at ego (5, -4): front-right
+    assert visible_object_counts(cams[3], boxes, 60.0).sum() == 0  # nothing behind
+    assert visible_object_counts(cams[0], boxes, 5.0).sum() == 0  # the car is ~8.5 m deep: beyond max_range
+    speed, yaw_rate = ego_motion(clip)
+    assert speed == pytest.approx(2.0, rel=1e-6) and yaw_rate == pytest.approx(0.0, abs=1e-9)
+
+
+def testrandom_orders():
+    torch.manual_seed(0)
+    order, flag = random_orders(64, 4, 0.5, torch.device("cpu"))
+    ident = torch.arange(4).expand(64, 4)
+    assert 10 < int(flag.sum()) < 54
+    assert (order[~flag] == ident[~flag]).all()
+    assert not (order[flag] == ident[flag]).all(dim=1).any()  # shuffled clips are never in order
+    assert (order.sort(dim=1).values == ident).all()  # permutations
+    order1, flag1 = random_orders(3, 1, 1.0, torch.device("cpu"))
+    assert not flag1.any() and (order1 == 0).all()
+
+
+def test_task_loss_falls_on_one_batch(root):
+    torch.manual_seed(0)
+    cfg = SYNTH_FEATURE_PRESETS["tiny"]()
+    task = SYNTH_FEATURES_TASK.build(cfg, root)
+    ds = task.train_dataset()
+    item = ds[0]
+    assert item["images"].shape == (6, 4, 3, 36, 64) and item["layout"].shape == (6, 4, len(SEG_CLASSES), 9, 16)
+    assert item["channel"].tolist() == list(range(6)) and int(item["time"]) == -1
+    torch.testing.assert_close(item["layout"].sum(2)[item["layout"].sum(2) > 0], torch.ones(int((item["layout"].sum(2) > 0).sum())))
+    batch = task.collate([ds[0], ds[1]])
+    model = task.build_model()
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    first = {k: float(v.detach()) for k, v in task.loss(model, batch).items()}
+    for _ in range(15):
+        out = task.loss(model, batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    last = {k: float(v.detach()) for k, v in task.loss(model, batch).items()}
+    assert last["loss"] < 0.6 * first["loss"]
+    for term in ("loss_channel", "loss_layout", "loss_presence"):
+        assert last[term] < first[term]
+    assert first["loss_conditions"] == 0.0  # the hand-made scene names no time or weather
