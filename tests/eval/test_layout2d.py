@@ -126,7 +126,7 @@ def short_world(tmp_path_factory) -> Path:
     return root
 
 
-FAST = ["model.image_size=64,36", "model.widths=16,32,64", "model.full_res_width=8", "data.val_fraction=0",
+FAST = ["model.image_size=64,36", "model.widths=16,32,64", "model.output_stride=1", "model.full_res_width=8", "data.val_fraction=0",
         "data.augment.enabled=false", "train.steps=120", "train.batch_size=6", "train.lr=3e-3", "train.warmup_steps=0",
         "train.schedule=constant", "train.precision=fp32", "train.ema_decay=none", "train.log_every=10",
         "train.ckpt_every=1000", "train.preview_every=0", "train.preview_samples=2", "train.eval_every=0"]  # fmt: skip
@@ -240,3 +240,14 @@ def test_bad_inputs_are_data_errors(world, short_world, trained, tmp_path):
     bare = _copy_root(world, tmp_path / "bare", buffers=False)
     with pytest.raises(DataError, match="no keyframe camera buffers"):
         LAYOUT2D_TASK.build(LAYOUT2D_TASK.presets["tiny"](), bare)
+
+
+def test_half_resolution_evaluator_scores_at_its_output_size(world):
+    from genesis_drive.models.evaluators.layout2d import Layout2DNet, Layout2DNetConfig
+
+    torch.manual_seed(0)
+    model = Layout2DNet(Layout2DNetConfig(image_size=(64, 36), widths=(8, 16), output_stride=2)).eval()
+    res = evaluate_layout2d(model, world, world, num_resamples=0, num_pictures=1)
+    image, pred, truth = res.samples[0]
+    assert image.shape == (3, 36, 64) and pred.shape == truth.shape == (18, 32)
+    assert res.real.confusion.sum() == 18 * 18 * 32  # every label cell of every image is counted once

@@ -147,7 +147,7 @@ def _model_input(image: np.ndarray, image_size: tuple[int, int]) -> torch.Tensor
     from ..data.clips import resize_crop
 
     small = resize_crop(image, np.eye(3), image_size)[0]
-    return torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1).float() / 127.5 - 1.0
+    return torch.from_numpy(np.array(small)).permute(2, 0, 1).float() / 127.5 - 1.0  # a copy: PIL arrays are read-only
 
 
 def _check_aspect(image: np.ndarray, truth_shape: tuple[int, int], path: Path, buffer: Path) -> None:

@@ -78,6 +78,8 @@ class VideoVAEConfig:
     time_kernels: temporal kernel (frames) of the causal convolutions per level (1 = per-frame 2D).
     groups: GroupNorm groups (must divide every width).
     latent_channels: channels of the latent (z).
+    shortcuts: DC-AE's non-parametric residual shortcuts around every space/time <-> channel fold
+    (needs the folded channel counts to be multiples of the next width, and the reverse).
     init_logvar: initial bias of the encoder's log-variance outputs (a small posterior std at the
     start, so the encoder need not inflate its means to outshout unit noise while the KL weight
     warms up).
@@ -96,6 +98,7 @@ class VideoVAEConfig:
     groups: int = 8
     latent_channels: int = 16
     in_channels: int = 3
+    shortcuts: bool = True
     init_logvar: float = -6.0
     scaling_factor: float = 1.0
     shift_factor: float = 0.0
@@ -121,6 +124,12 @@ class VideoVAEConfig:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.mid_blocks < 0:
             raise ConfigError(f"model.mid_blocks must be >= 0, got {self.mid_blocks}")
+        if self.shortcuts:
+            for i in range(len(self.widths) - 1):
+                k = 4 * (2 if self.time_down[i] else 1)
+                if (self.widths[i] * k) % self.widths[i + 1] or (dec[i] * k) % dec[i + 1]:
+                    raise ConfigError(f"model.shortcuts needs width[{i}] x {k} to be a multiple of width[{i + 1}] "
+                                      f"(encoder {self.widths}, decoder {dec}); set model.shortcuts=false otherwise")
         if not LOGVAR_RANGE[0] <= self.init_logvar <= LOGVAR_RANGE[1]:
             raise ConfigError(f"model.init_logvar must lie in {list(LOGVAR_RANGE)}, got {self.init_logvar}")
         if not (self.scaling_factor > 0 and math.isfinite(self.scaling_factor)) or not math.isfinite(self.shift_factor):
@@ -222,13 +231,17 @@ def _first_chunk(cache: CausalCache | None) -> bool:
 
 class Down(nn.Module):
     """``n c t h w -> n c' t' h/2 w/2``: fold 2x2 pixels (and, with ``time``, frame pairs) into
-    channels, then a 1x1x1 projection. Time pairs are ``(0, 0), (1, 2), (3, 4), ...`` at the video
-    start (``t`` odd: ``t' = (t + 1) / 2``), ``(0, 1), (2, 3), ...`` inside a later chunk (``t`` even)."""
+    channels, then a 1x1x1 projection, plus (``shortcut``) the folded input averaged over
+    channel groups down to ``c'`` (the non-parametric space-to-channel shortcut of DC-AE). Time
+    pairs are ``(0, 0), (1, 2), (3, 4), ...`` at the video start (``t`` odd: ``t' = (t + 1) / 2``),
+    ``(0, 1), (2, 3), ...`` inside a later chunk (``t`` even)."""
 
-    def __init__(self, c_in: int, c_out: int, time: bool):
+    def __init__(self, c_in: int, c_out: int, time: bool, shortcut: bool):
         super().__init__()
         self.time = time
-        self.proj = nn.Conv3d(c_in * 4 * (2 if time else 1), c_out, 1)
+        folded = c_in * 4 * (2 if time else 1)
+        self.proj = nn.Conv3d(folded, c_out, 1)
+        self.group = folded // c_out if shortcut else 0
 
     def forward(self, x: torch.Tensor, cache: CausalCache | None = None) -> torch.Tensor:
         if self.time:
@@ -241,25 +254,33 @@ class Down(nn.Module):
             x = rearrange(x, "n c (t r) (h p) (w q) -> n (c r p q) t h w", r=2, p=2, q=2)
         else:
             x = rearrange(x, "n c t (h p) (w q) -> n (c p q) t h w", p=2, q=2)
-        return self.proj(x)
+        out = self.proj(x)
+        if self.group:
+            out = out + rearrange(x, "n (c g) t h w -> n c g t h w", g=self.group).mean(dim=2)
+        return out
 
 
 class Up(nn.Module):
-    """``n c t h w -> n c' t' 2h 2w``: a 1x1x1 projection, then unfold channels into 2x2 pixels
-    (and, with ``time``, frame pairs; at the video start the copy of frame 0 is dropped:
+    """``n c t h w -> n c' t' 2h 2w``: a 1x1x1 projection (plus, with ``shortcut``, the input with
+    each channel repeated, DC-AE's channel-to-space shortcut), then unfold channels into 2x2
+    pixels (and, with ``time``, frame pairs; at the video start the copy of frame 0 is dropped:
     ``t' = 2t - 1``, else ``t' = 2t``). The inverse layout of :class:`Down`."""
 
-    def __init__(self, c_in: int, c_out: int, time: bool):
+    def __init__(self, c_in: int, c_out: int, time: bool, shortcut: bool):
         super().__init__()
         self.time = time
-        self.proj = nn.Conv3d(c_in, c_out * 4 * (2 if time else 1), 1)
+        unfolded = c_out * 4 * (2 if time else 1)
+        self.proj = nn.Conv3d(c_in, unfolded, 1)
+        self.repeat = unfolded // c_in if shortcut else 0
 
     def forward(self, x: torch.Tensor, cache: CausalCache | None = None) -> torch.Tensor:
-        x = self.proj(x)
+        h = self.proj(x)
+        if self.repeat:
+            h = h + x.repeat_interleave(self.repeat, dim=1)
         if not self.time:
-            return rearrange(x, "n (c p q) t h w -> n c t (h p) (w q)", p=2, q=2)
-        x = rearrange(x, "n (c r p q) t h w -> n c (t r) (h p) (w q)", r=2, p=2, q=2)
-        return x[:, :, 1:] if _first_chunk(cache) else x
+            return rearrange(h, "n (c p q) t h w -> n c t (h p) (w q)", p=2, q=2)
+        h = rearrange(h, "n (c r p q) t h w -> n c (t r) (h p) (w q)", r=2, p=2, q=2)
+        return h[:, :, 1:] if _first_chunk(cache) else h
 
 
 class Encoder(nn.Module):
@@ -273,7 +294,7 @@ class Encoder(nn.Module):
         for i, c in enumerate(w):
             self.layers.extend(ResBlock(c, c, kt[i], g) for _ in range(cfg.blocks_per_level))
             if i < len(w) - 1:
-                self.layers.append(Down(c, w[i + 1], cfg.time_down[i]))
+                self.layers.append(Down(c, w[i + 1], cfg.time_down[i], cfg.shortcuts))
         self.layers.extend(ResBlock(w[-1], w[-1], kt[-1], g) for _ in range(cfg.mid_blocks))
         self.norm_out = FrameGroupNorm(g, w[-1])
         self.conv_out = CausalConv3d(w[-1], 2 * cfg.latent_channels, (kt[-1], 3, 3))
@@ -298,7 +319,7 @@ class Decoder(nn.Module):
         for i in reversed(range(len(w))):
             self.layers.extend(ResBlock(w[i], w[i], kt[i], g) for _ in range(cfg.decoder_blocks_per_level))
             if i > 0:
-                self.layers.append(Up(w[i], w[i - 1], cfg.time_down[i - 1]))
+                self.layers.append(Up(w[i], w[i - 1], cfg.time_down[i - 1], cfg.shortcuts))
         self.norm_out = FrameGroupNorm(g, w[0])
         self.conv_out = CausalConv3d(w[0], cfg.in_channels * cfg.patch_size**2, (kt[0], 3, 3))
 
