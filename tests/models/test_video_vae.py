@@ -13,13 +13,14 @@ from genesis_drive.models.camera.vae import (
     PRESETS,
     VideoVAE,
     VideoVAEConfig,
+    channel_shortcut,
     kl_divergence,
     latent_statistics,
 )
 from genesis_drive.train.loop import enable_grad_checkpointing
 
-#: 8x spatial (patch 2, two 2x levels), 4x temporal, 4 latent channels, a few thousand weights.
-SMALL = VideoVAEConfig(widths=(8, 8, 16), time_down=(True, True), time_kernels=(3, 3, 3), blocks_per_level=1,
+#: 8x spatial (patch 2, two 2x levels), 4x temporal, 4 latent channels, ~50 k weights.
+SMALL = VideoVAEConfig(widths=(12, 12, 24), time_down=(True, True), time_kernels=(3, 3, 3), blocks_per_level=1,
                        decoder_blocks_per_level=1, mid_blocks=1, patch_size=2, groups=4, latent_channels=4)
 
 
@@ -31,9 +32,16 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def make(cfg: VideoVAEConfig = SMALL, seed: int = 0) -> VideoVAE:
+def make(cfg: VideoVAEConfig = SMALL, seed: int = 0, randomise: bool = True) -> VideoVAE:
+    """A VAE under ``seed``; ``randomise`` re-draws every convolution (the zero-initialised branches
+    too), so that every path carries signal and a leak through any of them would show."""
     torch.manual_seed(seed)
-    return VideoVAE(cfg).eval()
+    m = VideoVAE(cfg)
+    if randomise:
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.Conv3d):
+                mod.reset_parameters()
+    return m.eval()
 
 
 def video(n: int = 2, t: int = 9, h: int = 16, w: int = 24, seed: int = 0) -> torch.Tensor:
@@ -104,6 +112,29 @@ def test_config_errors_name_the_field():
         VideoVAEConfig(time_kernels=(3, 3))
     with pytest.raises(ConfigError, match="scaling_factor"):
         VideoVAEConfig(scaling_factor=0.0)
+    with pytest.raises(ConfigError, match="shortcuts"):
+        VideoVAEConfig(widths=(32, 64, 128))  # 12 pixel channels vs 32
+    VideoVAEConfig(widths=(32, 64, 128), shortcuts=False)
+
+
+def test_channel_shortcuts_average_or_repeat():
+    x = torch.arange(2 * 6 * 1 * 1 * 1, dtype=torch.float32).reshape(2, 6, 1, 1, 1)
+    down = channel_shortcut(x, 2)
+    assert down.shape == (2, 2, 1, 1, 1) and down[0, :, 0, 0, 0].tolist() == [1.0, 4.0]  # means of 0,1,2 and 3,4,5
+    up = channel_shortcut(x[:, :2], 6)
+    assert up[1, :, 0, 0, 0].tolist() == [6.0, 6.0, 6.0, 7.0, 7.0, 7.0]
+    assert channel_shortcut(x, 6) is x
+
+
+@torch.no_grad()
+def test_untrained_vae_is_the_pooling_path():
+    """With the learned branches at zero, a video constant over space and time (one grey) comes
+    back exactly, and the latent mean is that grey."""
+    m = make(randomise=False)
+    x = torch.full((1, 3, 9, 16, 24), 0.25)
+    z = m.encode_raw(x)
+    torch.testing.assert_close(z, torch.full_like(z, 0.25))
+    torch.testing.assert_close(m.decode_raw(z), x)
 
 
 @torch.no_grad()
@@ -204,9 +235,9 @@ def test_grad_checkpointing_gives_the_same_gradients():
 
 
 def test_overfitting_one_clip_drives_the_loss_down():
-    m = make().train()
+    m = make(randomise=False).train()  # the real initialisation (pooling path)
     x = moving_square(t=5)
-    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    opt = torch.optim.Adam(m.parameters(), 1e-3)
     losses = []
     gen = torch.Generator().manual_seed(0)
     for _ in range(40):
@@ -216,5 +247,5 @@ def test_overfitting_one_clip_drives_the_loss_down():
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    # recorded: 0.40 at step 0, 0.091 after 40 steps (seed 0, torch 2.13 CPU); the bound leaves a margin
-    assert losses[0] > 0.3 and losses[-1] < 0.13, losses[::8]
+    # recorded: 0.208 at step 0, 0.082 after 40 steps (seed 0, torch 2.13 CPU); the bound leaves a margin
+    assert losses[0] > 0.18 and losses[-1] < 0.11, losses[::8]

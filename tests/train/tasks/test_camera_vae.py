@@ -31,7 +31,7 @@ from .overfit import overfit_losses
 #: a small model on 32x16 frames of 5 frames (the hand-made scene has 19 camera frames)
 SMALL = [
     "image_size=[32, 16]",
-    "model.widths=[8, 8, 16]",
+    "model.widths=[12, 12, 24]",
     "model.groups=4",
     "model.latent_channels=4",
     "clips.num_frames=5",
@@ -96,9 +96,9 @@ def test_loss_falls_when_overfitting_one_clip(root):
     task = CAMERA_VAE_TASK.build(small_config("loss.kl_warmup_steps=0"), root)
     batch = task.collate([task.train_dataset()[0]])
     torch.manual_seed(0)
-    losses = overfit_losses(task, task.build_model(), batch, 40, 3e-3)
-    # recorded: 1.05 at step 0, 0.28 after 40 steps (seed 0, torch 2.13 CPU); the bound leaves a margin
-    assert losses[0] > 0.8 and losses[-1] < 0.4, losses[::8]
+    losses = overfit_losses(task, task.build_model(), batch, 40, 3e-4)
+    # recorded: 0.60 at step 0, 0.10 after 40 steps (seed 0, torch 2.13 CPU); the bound leaves a margin
+    assert losses[0] > 0.5 and losses[-1] < 0.16, losses[::8]
 
 
 def test_reconstruction_scores_analytic():

@@ -78,8 +78,11 @@ class VideoVAEConfig:
     time_kernels: temporal kernel (frames) of the causal convolutions per level (1 = per-frame 2D).
     groups: GroupNorm groups (must divide every width).
     latent_channels: channels of the latent (z).
-    shortcuts: DC-AE's non-parametric residual shortcuts around every space/time <-> channel fold
-    (needs the folded channel counts to be multiples of the next width, and the reverse).
+    shortcuts: DC-AE's non-parametric residual shortcuts around every change of channel count
+    (input / output convolutions, space/time <-> channel folds, latent): channel-group means or
+    repeats, so each pair of counts must be whole multiples one way or the other. The learned
+    branch beside each shortcut (and each residual block's last convolution) starts at zero, so
+    the untrained VAE is the pure pooling / repeating path.
     init_logvar: initial bias of the encoder's log-variance outputs (a small posterior std at the
     start, so the encoder need not inflate its means to outshout unit noise while the KL weight
     warms up).
@@ -87,7 +90,7 @@ class VideoVAEConfig:
     training with :func:`latent_statistics`; 1 and 0 before).
     """
 
-    widths: tuple[int, ...] = (32, 64, 128)
+    widths: tuple[int, ...] = (24, 48, 96)
     decoder_widths: tuple[int, ...] | None = None
     time_down: tuple[bool, ...] = (True, True)
     blocks_per_level: int = 1
@@ -125,11 +128,17 @@ class VideoVAEConfig:
         if self.mid_blocks < 0:
             raise ConfigError(f"model.mid_blocks must be >= 0, got {self.mid_blocks}")
         if self.shortcuts:
+            pixels = self.in_channels * self.patch_size**2
+            pairs = [(pixels, self.widths[0]), (self.widths[-1], self.latent_channels),
+                     (self.latent_channels, dec[-1]), (dec[0], pixels)]
             for i in range(len(self.widths) - 1):
                 k = 4 * (2 if self.time_down[i] else 1)
-                if (self.widths[i] * k) % self.widths[i + 1] or (dec[i] * k) % dec[i + 1]:
-                    raise ConfigError(f"model.shortcuts needs width[{i}] x {k} to be a multiple of width[{i + 1}] "
-                                      f"(encoder {self.widths}, decoder {dec}); set model.shortcuts=false otherwise")
+                pairs += [(self.widths[i] * k, self.widths[i + 1]), (dec[i + 1], dec[i] * k)]
+            bad = [(a, b) for a, b in pairs if a % b and b % a]
+            if bad:
+                raise ConfigError(f"model.shortcuts needs each channel change (c_in, c_out) to be a whole multiple one "
+                                  f"way or the other, not {bad} (widths {self.widths}, decoder {dec}, latent "
+                                  f"{self.latent_channels}, {pixels} pixel channels); set model.shortcuts=false otherwise")
         if not LOGVAR_RANGE[0] <= self.init_logvar <= LOGVAR_RANGE[1]:
             raise ConfigError(f"model.init_logvar must lie in {list(LOGVAR_RANGE)}, got {self.init_logvar}")
         if not (self.scaling_factor > 0 and math.isfinite(self.scaling_factor)) or not math.isfinite(self.shift_factor):
@@ -212,6 +221,8 @@ class ResBlock(nn.Module):
         self.norm2 = FrameGroupNorm(groups, c_out)
         self.conv2 = CausalConv3d(c_out, c_out, (time_kernel, 3, 3))
         self.skip = nn.Conv3d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        nn.init.zeros_(self.conv2.conv.weight)  # the residual branch starts at zero: identity blocks at init
+        nn.init.zeros_(self.conv2.conv.bias)
         self.grad_checkpointing = False
 
     def _forward(self, x: torch.Tensor, cache: CausalCache | None) -> torch.Tensor:
@@ -223,6 +234,24 @@ class ResBlock(nn.Module):
         if self.grad_checkpointing and cache is None and self.training and torch.is_grad_enabled():
             return checkpoint(self._forward, x, None, use_reentrant=False)
         return self._forward(x, cache)
+
+
+def channel_shortcut(x: torch.Tensor, c_out: int) -> torch.Tensor:
+    """DC-AE's non-parametric channel shortcut ``n c t h w -> n c_out t h w``: the mean of groups of
+    consecutive channels (``c`` a multiple of ``c_out``) or each channel repeated (the reverse)."""
+    c_in = x.shape[1]
+    if c_in == c_out:
+        return x
+    if c_in % c_out == 0:
+        return x.unflatten(1, (c_out, c_in // c_out)).mean(dim=2)
+    return x.repeat_interleave(c_out // c_in, dim=1)
+
+
+def _zero_(conv: nn.Conv3d, channels: slice = slice(None)) -> None:
+    """Zero the weights and biases of output ``channels`` of ``conv`` (a branch beside a shortcut)."""
+    with torch.no_grad():
+        conv.weight[channels] = 0.0
+        conv.bias[channels] = 0.0
 
 
 def _first_chunk(cache: CausalCache | None) -> bool:
@@ -241,7 +270,9 @@ class Down(nn.Module):
         self.time = time
         folded = c_in * 4 * (2 if time else 1)
         self.proj = nn.Conv3d(folded, c_out, 1)
-        self.group = folded // c_out if shortcut else 0
+        self.shortcut = shortcut
+        if shortcut:
+            _zero_(self.proj)
 
     def forward(self, x: torch.Tensor, cache: CausalCache | None = None) -> torch.Tensor:
         if self.time:
@@ -255,9 +286,7 @@ class Down(nn.Module):
         else:
             x = rearrange(x, "n c t (h p) (w q) -> n (c p q) t h w", p=2, q=2)
         out = self.proj(x)
-        if self.group:
-            out = out + rearrange(x, "n (c g) t h w -> n c g t h w", g=self.group).mean(dim=2)
-        return out
+        return out + channel_shortcut(x, out.shape[1]) if self.shortcut else out
 
 
 class Up(nn.Module):
@@ -271,12 +300,14 @@ class Up(nn.Module):
         self.time = time
         unfolded = c_out * 4 * (2 if time else 1)
         self.proj = nn.Conv3d(c_in, unfolded, 1)
-        self.repeat = unfolded // c_in if shortcut else 0
+        self.shortcut = shortcut
+        if shortcut:
+            _zero_(self.proj)
 
     def forward(self, x: torch.Tensor, cache: CausalCache | None = None) -> torch.Tensor:
         h = self.proj(x)
-        if self.repeat:
-            h = h + x.repeat_interleave(self.repeat, dim=1)
+        if self.shortcut:
+            h = h + channel_shortcut(x, h.shape[1])
         if not self.time:
             return rearrange(h, "n (c p q) t h w -> n c t (h p) (w q)", p=2, q=2)
         h = rearrange(h, "n (c r p q) t h w -> n c (t r) (h p) (w q)", r=2, p=2, q=2)
@@ -300,12 +331,23 @@ class Encoder(nn.Module):
         self.conv_out = CausalConv3d(w[-1], 2 * cfg.latent_channels, (kt[-1], 3, 3))
         with torch.no_grad():
             self.conv_out.conv.bias[cfg.latent_channels :] = cfg.init_logvar
+        self.shortcuts = cfg.shortcuts
+        self.latent_channels = cfg.latent_channels
+        if cfg.shortcuts:
+            _zero_(self.conv_in.conv)
+            _zero_(self.conv_out.conv, slice(0, cfg.latent_channels))  # the mean; log-variances keep their init
 
     def forward(self, x: torch.Tensor, cache: CausalCache | None = None) -> torch.Tensor:
         h = self.conv_in(x, cache)
+        if self.shortcuts:
+            h = h + channel_shortcut(x, h.shape[1])
         for layer in self.layers:
             h = layer(h, cache)
-        return self.conv_out(F.silu(self.norm_out(h)), cache)
+        out = self.conv_out(F.silu(self.norm_out(h)), cache)
+        if not self.shortcuts:
+            return out
+        mean, logvar = out.chunk(2, dim=1)
+        return torch.cat([mean + channel_shortcut(h, self.latent_channels), logvar], dim=1)
 
 
 class Decoder(nn.Module):
@@ -322,12 +364,19 @@ class Decoder(nn.Module):
                 self.layers.append(Up(w[i], w[i - 1], cfg.time_down[i - 1], cfg.shortcuts))
         self.norm_out = FrameGroupNorm(g, w[0])
         self.conv_out = CausalConv3d(w[0], cfg.in_channels * cfg.patch_size**2, (kt[0], 3, 3))
+        self.shortcuts = cfg.shortcuts
+        if cfg.shortcuts:
+            _zero_(self.conv_in.conv)
+            _zero_(self.conv_out.conv)
 
     def forward(self, z: torch.Tensor, cache: CausalCache | None = None) -> torch.Tensor:
         h = self.conv_in(z, cache)
+        if self.shortcuts:
+            h = h + channel_shortcut(z, h.shape[1])
         for layer in self.layers:
             h = layer(h, cache)
-        return self.conv_out(F.silu(self.norm_out(h)), cache)
+        out = self.conv_out(F.silu(self.norm_out(h)), cache)
+        return out + channel_shortcut(h, out.shape[1]) if self.shortcuts else out
 
 
 # ----------------------------------------------------------------------------- the codec
@@ -508,16 +557,16 @@ def latent_statistics(codec: LatentCodec, videos: Iterable[torch.Tensor]) -> Lat
 def tiny() -> VideoVAEConfig:
     """CPU size (~1.6 M weights): patch 2, widths 32-64-128, 16 latent channels; 128x72 clips of 9
     frames -> 16 x 9 x 3 latents."""
-    return VideoVAEConfig(widths=(32, 64, 128), time_down=(True, True), blocks_per_level=1,
+    return VideoVAEConfig(widths=(24, 48, 96), time_down=(True, True), blocks_per_level=1,
                           decoder_blocks_per_level=1, mid_blocks=1, patch_size=2, latent_channels=16)
 
 
 def paper() -> VideoVAEConfig:
-    """GPU size (CogVideoX-like): widths 128-256-512-512, 2 (encoder) / 3 (decoder) blocks per
-    level, time halved at the first two transitions, 16 latent channels."""
-    return VideoVAEConfig(widths=(128, 256, 512, 512), time_down=(True, True, False), time_kernels=(3, 3, 3, 3),
-                          blocks_per_level=2,
-                          decoder_blocks_per_level=3, mid_blocks=2, patch_size=1, groups=32, latent_channels=16)
+    """GPU size (~86 M weights): patch 2, widths 96-192-384, 2 (encoder) / 3 (decoder) residual
+    blocks per level plus 2 at the latent resolution, 16 latent channels; 256x144 clips of 17 frames
+    -> 32 x 18 x 5 latents."""
+    return VideoVAEConfig(widths=(96, 192, 384), time_down=(True, True), time_kernels=(3, 3, 3), blocks_per_level=2,
+                          decoder_blocks_per_level=3, mid_blocks=2, patch_size=2, groups=32, latent_channels=16)
 
 
 #: Named model presets (plain functions).
