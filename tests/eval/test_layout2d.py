@@ -251,3 +251,22 @@ def test_half_resolution_evaluator_scores_at_its_output_size(world):
     image, pred, truth = res.samples[0]
     assert image.shape == (3, 36, 64) and pred.shape == truth.shape == (18, 32)
     assert res.real.confusion.sum() == 18 * 18 * 32  # every label cell of every image is counted once
+
+
+def test_cli_uses_the_packaged_weights_by_default(world, tmp_path):
+    from genesis_drive.eval.shipped import ASSETS_DIR, manifest_entry
+    from genesis_drive.train.checkpoint import file_sha256
+
+    entry = manifest_entry("layout2d")  # the weights that ship with the package
+    parser = argparse.ArgumentParser()
+    register_layout2d(parser.add_subparsers())
+    out = tmp_path / "report"
+    args = parser.parse_args(["layout2d", "--gen", str(world), "--ref", str(world), "--out", str(out), "--bootstrap", "0",
+                              "--samples", "1"])  # fmt: skip
+    assert args.func(args) == 0
+    rep = json.loads((out / "layout2d.json").read_text())
+    ev = rep["evaluator"]
+    assert ev["source"] == "shipped" and ev["version"] == entry["version"] == "layout2d-tiny-v1"
+    assert ev["sha256"]["model.safetensors"] == file_sha256(ASSETS_DIR / "layout2d" / "model.safetensors")
+    # the shipped evaluator reads this unseen tiny world: the real images beat the layout-ignored control
+    assert rep["real"]["miou"] > rep["control"]["miou"] + 0.1, (rep["real"]["miou"], rep["control"]["miou"])

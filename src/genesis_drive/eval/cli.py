@@ -2,7 +2,7 @@
 
 Each subcommand has its own ``register_*`` function taking the ``eval`` sub-parsers, listed in
 :data:`SUBCOMMANDS`: ``video`` and ``lidar`` here, the learned evaluators (``layout``,
-``consistency``, ``fd-synth``) through :mod:`.learned_cli`.
+``consistency``, ``fd-synth`` through :mod:`.learned_cli`, ``layout2d`` through :mod:`.layout2d`).
 """
 
 from __future__ import annotations
@@ -170,10 +170,13 @@ def run_lidar(args) -> int:
 
 
 def register_learned(sub) -> None:
-    """``layout``, ``consistency``, ``fd-synth``: the learned evaluators (:mod:`.learned_cli`)."""
+    """``layout``, ``consistency``, ``fd-synth`` (:mod:`.learned_cli`) and ``layout2d``
+    (:mod:`.layout2d`): the learned evaluators."""
+    from .layout2d import register_layout2d
     from .learned_cli import register as register_learned_evaluators
 
     register_learned_evaluators(sub)
+    register_layout2d(sub)
 
 
 #: The ``eval`` subcommands, each registered on the ``eval`` sub-parsers in this order.

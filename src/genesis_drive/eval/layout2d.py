@@ -408,7 +408,8 @@ def register_layout2d(sub) -> None:
                                    "(each keyframe scored with the image of the same camera half the scene away).")  # fmt: skip
     p.add_argument("--gen", required=True, type=Path, help="generated scenes, nuScenes-format root with the reference's sample tokens")
     p.add_argument("--ref", required=True, type=Path, help="reference SynthTown root with camera buffers (synthtown/buffers/)")
-    p.add_argument("--model", required=True, type=Path, help="layout2d run directory or checkpoint directory")
+    p.add_argument("--model", type=Path, default=None,
+                   help="layout2d run directory or checkpoint directory (default: the shipped weights)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     p.add_argument("--views", default=None, help="comma list of camera channels (default: the six nuScenes cameras)")
     p.add_argument("--scenes", default=None, help="comma list of reference scene names (default: every scene the generated root has)")
@@ -435,7 +436,10 @@ def run_layout2d(args: argparse.Namespace) -> int:
         device = torch.device(args.device)
     except RuntimeError as e:
         raise ConfigError(f"--device: {e}") from None
-    model, cfg, info = load_layout2d_model(args.model, ema=not args.no_ema)
+    from .shipped import resolve_evaluator
+
+    path, evaluator = resolve_evaluator(args.model, "layout2d", "layout2d")
+    model, cfg, info = load_layout2d_model(path, ema=not args.no_ema)
     views = _names(args.views, "--views") or CAMERA_CHANNELS
     nb = args.bootstrap if args.bootstrap is not None else 200
     result = evaluate_layout2d(model, args.gen, args.ref, views=views, scenes=_names(args.scenes, "--scenes"), batch_size=args.batch_size,
@@ -448,7 +452,7 @@ def run_layout2d(args: argparse.Namespace) -> int:
                      "iou": "summed intersections / summed unions over all images", "labels": "reference buffers, nearest",
                      "control": "reference image of keyframe (k + n // 2) mod n, same scene and camera",
                      "bootstrap": {"resamples": nb, "level": args.level, "seed": args.seed, "groups": "scenes"}},
-        "evaluator": {**info, "task": info.get("task") or "layout2d", "protocol_version": PROTOCOL_VERSION},
+        "evaluator": {**info, **evaluator, "task": info.get("task") or "layout2d", "protocol_version": PROTOCOL_VERSION},
         "generated": str(Path(args.gen).resolve()),
         "reference": str(Path(args.ref).resolve()),
     }  # fmt: skip
