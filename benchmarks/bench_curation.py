@@ -155,15 +155,15 @@ def main() -> None:
     cfg = CurationConfig(clip_spec=spec, embed=False)
     run = RunOptions(workers=args.workers, report=False, progress=False)
     timings = {}  # name -> (seconds, 1-minute load average before the run: the machine is shared)
-    for name, ex in (
-        ("inline, 1 process", replace(run, workers=1)),
-        (f"local pool, {args.workers} processes", run),
-        (f"Ray Data, {args.workers} actors (ray.init(num_cpus={args.workers}) included)", replace(run, ray=True)),
+    for name, stem, ex in (  # each executor writes its own manifest (also with --workers 1)
+        ("inline, 1 process", "inline", replace(run, workers=1)),
+        (f"local pool, {args.workers} processes", "local", run),
+        (f"Ray Data, {args.workers} actors (ray.init(num_cpus={args.workers}) included)", "ray", replace(run, ray=True)),
     ):
         if ex.ray and args.no_ray:
             continue
         load = os.getloadavg()[0]
-        sec, n = timed_curate(root, args.work / ("ray.parquet" if ex.ray else "local.parquet" if ex.workers > 1 else "inline.parquet"), cfg, ex)
+        sec, n = timed_curate(root, args.work / f"{stem}.parquet", cfg, ex)
         timings[name] = (sec, load)
     rows = read_manifest(args.work / "local.parquet")
     if read_manifest(args.work / "inline.parquet") != rows or (not args.no_ray and read_manifest(args.work / "ray.parquet") != rows):

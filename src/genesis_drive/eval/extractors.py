@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..models.blocks import to_unit_float
 from .i3d import I3D_WEIGHTS, InceptionI3D
 from .inception import INCEPTION_FID_WEIGHTS, FIDInceptionV3
 from .weights import load_into
@@ -41,17 +42,6 @@ __all__ = [
 ]
 
 RESIZE_MODES = ("bilinear", "bicubic", "nearest", "area", "bilinear_tf1")
-
-
-def to_unit_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 0..255 -> float 0..1; float input must already lie in [0, 1] (checked)."""
-    if x.dtype == torch.uint8:
-        return x.float() / 255.0
-    if not torch.is_floating_point(x):
-        raise ValueError(f"images must be uint8 (0..255) or float (0..1), got {x.dtype}")
-    if x.numel() and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
-        raise ValueError(f"float images must lie in [0, 1], got range [{float(x.min()):.3g}, {float(x.max()):.3g}]")
-    return x.float()
 
 
 def _resize_tf1_axis(x: torch.Tensor, out: int, dim: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["ConvBlock", "ImageEncoder", "encoder_strides", "group_count", "to_model_input"]
+__all__ = ["ConvBlock", "ImageEncoder", "encoder_strides", "group_count", "to_model_input", "to_unit_float"]
 
 
 def group_count(channels: int) -> int:
@@ -72,15 +72,18 @@ class ImageEncoder(nn.Module):
         return feats
 
 
-def to_model_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 0..255 or float 0..1 images (any shape) -> float32 in [-1, 1]; other dtypes or float
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 or float 0..1 images (any shape) -> float32 in [0, 1]; other dtypes or float
     values outside [0, 1] raise ValueError."""
     if images.dtype == torch.uint8:
-        unit = images.float() / 255.0
-    elif not torch.is_floating_point(images):
+        return images.float() / 255.0
+    if not torch.is_floating_point(images):
         raise ValueError(f"images must be uint8 (0..255) or float (0..1), got {images.dtype}")
-    elif images.numel() and (images.min() < -1e-3 or images.max() > 1 + 1e-3):
+    if images.numel() and (images.min() < -1e-3 or images.max() > 1 + 1e-3):
         raise ValueError(f"float images must lie in [0, 1], got range [{float(images.min()):.3g}, {float(images.max()):.3g}]")
-    else:
-        unit = images.float()
-    return unit * 2.0 - 1.0
+    return images.float()
+
+
+def to_model_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 or float 0..1 images (any shape) -> float32 in [-1, 1] (:func:`to_unit_float`)."""
+    return to_unit_float(images) * 2.0 - 1.0
