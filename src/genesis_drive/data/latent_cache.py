@@ -37,7 +37,7 @@ from tqdm import tqdm
 from ..errors import DataError
 from .atomic import atomic_output
 
-__all__ = ["LatentCache", "CachedLatentDataset", "fill_latent_cache", "fingerprint", "encode_clip_item", "VIDEO_KEYS"]
+__all__ = ["LatentCache", "CachedLatentDataset", "FillingLatentDataset", "fill_latent_cache", "fingerprint", "encode_clip_item", "VIDEO_KEYS"]
 
 #: Videos of a clip sample encoded into the cache: sample key -> cached latent key.
 VIDEO_KEYS = {"images": "latents", "layout": "layout_latents"}
@@ -202,3 +202,35 @@ class CachedLatentDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         tensors, extra = self.cache.read(self.clip_ids[i])
         return {**tensors, **extra, "clip_id": self.clip_ids[i]}
+
+
+class FillingLatentDataset(Dataset):
+    """A clip dataset seen through a cache that fills as it is read: item ``i`` is read from the
+    cache when clip ``clip_ids[i]`` is there, else ``compute(base[i])`` gives ``(tensors, extra)``
+    (e.g. :func:`encode_clip_item` with the frozen VAE), which is written first. The first pass over
+    the data costs what the uncached one does; every later visit of a clip reads one file. Items
+    have the form of :class:`CachedLatentDataset`'s, whether computed or read (a computed item is
+    returned exactly as it is stored). Several processes may fill the same folder: writes are atomic
+    and a clip's file is the same whoever writes it.
+    """
+
+    def __init__(self, base: Dataset, clip_ids: Iterable[str], cache: LatentCache,
+                 compute: Callable[[Mapping[str, Any]], tuple[Mapping[str, torch.Tensor], Mapping[str, Any]]]):
+        self.base, self.cache, self.compute = base, cache, compute
+        self.clip_ids = list(clip_ids)
+        if len(self.clip_ids) != len(base):
+            raise DataError(f"{len(self.clip_ids)} clip ids for a dataset of {len(base)} items", cache.root, "clip_ids")
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def __getitem__(self, i: int) -> dict:
+        cid = self.clip_ids[i]
+        if not self.cache.has(cid):
+            item = self.base[i]
+            if item.get("clip_id") not in (None, cid):
+                raise DataError(f"dataset item {i} is clip {item.get('clip_id')}, expected {cid}", self.cache.root, "clip_ids")
+            tensors, extra = self.compute(item)
+            self.cache.write(cid, tensors, extra)
+        tensors, extra = self.cache.read(cid)
+        return {**tensors, **extra, "clip_id": cid}

@@ -22,7 +22,7 @@ from genesis_drive.train.tasks.camera_dit import test as dit_test_preset
 from genesis_drive.train.tasks.camera_vae import CameraVAEConfig
 from genesis_drive.train.tasks.clip_task import ClipCut
 
-VAE_CFG = VideoVAEConfig(widths=(8, 8, 8), time_down=(True, True), time_kernels=(3, 3, 3), groups=4, latent_channels=4,
+VAE_CFG = VideoVAEConfig(widths=(12, 12, 12), time_down=(True, True), time_kernels=(3, 3, 3), groups=4, latent_channels=4,
                          patch_size=2, blocks_per_level=1, decoder_blocks_per_level=1, mid_blocks=1)  # fmt: skip
 
 
@@ -192,3 +192,30 @@ def test_config_checks(vae_dir, root):
         preset = CAMERA_DIT_TASK.presets[name]()
         assert preset.clips.num_frames == frames and preset.conditions.image_size == preset.image_size
         assert config_from_dict(CameraDiTConfig, config_to_dict(preset)) == preset  # what resume reads back
+
+
+def test_latent_cache_fills_once_and_gives_the_same_loss(task_and_batch, tmp_path, monkeypatch):
+    task, batch = task_and_batch
+    cached = CameraDiTTask(dataclasses.replace(task.cfg, latent_cache=str(tmp_path / "cache")), task.data_root)
+    ds = cached.train_dataset()
+    cb = cached.collate([ds[0], ds[1]])
+    assert "images" not in cb and cb["latents"].shape == (2, 2, 2, 4, 4, 8)
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
+    torch.testing.assert_close(cb["latents"], to_latents(task.vae, batch["images"]))
+    torch.testing.assert_close(cb["layout_latents"], to_latents(task.vae, batch["layout"]))
+    model = _model(task)
+    torch.testing.assert_close(_loss(cached, model, cb), _loss(task, model, batch))
+    # a second visit reads the file: the VAE is not run again
+    monkeypatch.setattr(cached, "_encode_item", lambda item: pytest.fail("clip encoded twice"))
+    again = CameraDiTTask.train_dataset(cached)
+    again.compute = cached._encode_item
+    torch.testing.assert_close(again[0]["latents"], ds[0]["latents"])
+    assert cached.preview(model, cb)["sample"].shape == (5, 3 * 32, 64, 3)
+    # a cache written by another VAE is refused, naming the field
+    other = CameraDiTTask(dataclasses.replace(task.cfg, latent_cache=str(tmp_path / "cache")), task.data_root)
+    with torch.no_grad():
+        next(other.vae.parameters()).add_(1.0)
+    from genesis_drive.errors import DataError
+
+    with pytest.raises(DataError, match="codec_version"):
+        other.train_dataset()[0]

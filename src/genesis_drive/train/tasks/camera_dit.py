@@ -18,6 +18,15 @@ Loss per micro-batch (rectified flow of :mod:`genesis_drive.diffusion.flow`, ``t
     drop[g] ~ Bernoulli(drop.<g>) | Bernoulli(drop.all)   # classifier-free guidance dropout
     loss = mean over non-given latent frames of |DiT(x_t, t, cond, layout=l, given, drop) - (eps - x0)|^2
 
+With ``latent_cache`` set (a folder), the training clips go through a latent cache that fills as
+it is read (:class:`~genesis_drive.data.latent_cache.FillingLatentDataset`): a clip's image and
+layout latents and condition tensors are computed once (JPEG decoding, layout rendering, VAE) and
+read from one safetensors file on every later visit; the batch then carries ``latents`` and
+``layout_latents`` instead of ``images`` and ``layout``, and the loss is the same. The cache is
+keyed by the VAE's version and a fingerprint of the clip spec and condition config (a cache of
+another VAE or spec is refused). It fills on the VAE's device in the process that reads, so with
+``train.num_workers > 0`` on a GPU fill it in a first run with ``num_workers=0``.
+
 The VAE is a frozen helper (:meth:`Task.frozen_modules`): moved to the device by the loop, never
 saved in the DiT's checkpoints; it is loaded from ``vae`` (a camera-vae run or checkpoint
 directory, EMA weights) when the task is built.
@@ -40,6 +49,7 @@ from einops import rearrange
 from torch import nn
 
 from ...data.clips import ClipSpec
+from ...data.latent_cache import FillingLatentDataset, LatentCache, encode_clip_item, fingerprint
 from ...data.nuscenes import NuScenesReader
 from ...data.schema import CAMERA_CHANNELS, Clip
 from ...diffusion.flow import add_noise, flow_loss, sample_time, velocity_target
@@ -126,7 +136,8 @@ class CameraDiTConfig:
     the frames are resized and centre-cropped to (multiples of the VAE's spatial factor).
     first_frame_prob: probability that latent frame 0 is given clean (first-frame mode).
     drop: condition dropout. time: training time distribution. preview_steps: Heun steps of the
-    preview sample.
+    preview sample. latent_cache: folder of the training clips' latent cache ("" = encode every
+    step; module docstring).
     """
 
     model: MultiViewDiTConfig = field(default_factory=lambda: dit_presets.tiny(16))
@@ -139,6 +150,7 @@ class CameraDiTConfig:
     drop: DropConfig = field(default_factory=DropConfig)
     time: TimeConfig = field(default_factory=TimeConfig)
     preview_steps: int = 10
+    latent_cache: str = ""
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -174,11 +186,12 @@ class CameraDiTConfig:
 
 def to_latents(vae: VideoVAE, video: torch.Tensor) -> torch.Tensor:
     """uint8 videos ``b v t c h w`` -> normalised VAE latents ``b v t' c' h' w'`` (posterior mean,
-    float32); the views are folded into the VAE's batch (``(b v) c t h w``)."""
+    float32, contiguous: ``randn_like`` noise then depends on the values only, not on where the
+    latents came from); the views are folded into the VAE's batch (``(b v) c t h w``)."""
     b = video.shape[0]
     x = rearrange(video, "b v t c h w -> (b v) c t h w").float() / 127.5 - 1.0
     z = vae.encode(x).float()
-    return rearrange(z, "(b v) c t h w -> b v t c h w", b=b)
+    return rearrange(z, "(b v) c t h w -> b v t c h w", b=b).contiguous()
 
 
 def sample_drop(b: int, drop: DropConfig, device: torch.device | None = None,
@@ -203,7 +216,7 @@ class DiTSamples:
 
 
 #: Batch keys that are not DiT conditions (the images are the data; the layout video is encoded).
-_NOT_CONDITIONS = ("images", "layout", "caption", "clip_id", "caption_embedding")
+_NOT_CONDITIONS = ("images", "layout", "latents", "layout_latents", "caption", "clip_id", "caption_embedding")
 
 
 # ----------------------------------------------------------------------------- task
@@ -235,6 +248,28 @@ class CameraDiTTask(ClipTask):
     def make_transform(self, reader: NuScenesReader) -> DiTSamples:
         return DiTSamples(self.cfg.conditions)
 
+    def train_dataset(self):
+        """The training clips; through the filling latent cache when ``latent_cache`` is set."""
+        base = super().train_dataset()
+        if not self.cfg.latent_cache:
+            return base
+        cfg = self.cfg
+        cache = LatentCache(cfg.latent_cache, self.vae.version,
+                            fingerprint(self.clip_spec(), cfg.conditions, cfg.clips.manifest))  # fmt: skip
+        ids = [base.index.refs[i].clip_id for i in range(len(base))]
+        return FillingLatentDataset(base, ids, cache, self._encode_item)
+
+    def _encode_item(self, item: dict) -> tuple[dict, dict]:
+        return encode_clip_item(self.vae, item)
+
+    def latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised ``(image latents, layout latents)`` ``b v t' c h' w'`` of a batch: the cached
+        ones when the batch has them, else the frozen VAE's encoding of its videos."""
+        if "latents" in batch:
+            return batch["latents"].float(), batch["layout_latents"].float()
+        with torch.no_grad():
+            return to_latents(self.vae, batch["images"]), to_latents(self.vae, batch["layout"])
+
     # -- training -----------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         return MultiViewDiT(self.cfg.model)
@@ -254,9 +289,7 @@ class CameraDiTTask(ClipTask):
 
     def loss(self, model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        with torch.no_grad():
-            x0 = to_latents(self.vae, batch["images"])  # b v t c h w
-            layout = to_latents(self.vae, batch["layout"])
+        x0, layout = self.latents(batch)  # b v t c h w
         b, tl, dev = x0.shape[0], x0.shape[2], x0.device
         tc = cfg.time
         t = sample_time(b, kind=tc.kind, mean=tc.mean, std=tc.std, shift=tc.shift, device=dev)
@@ -275,17 +308,26 @@ class CameraDiTTask(ClipTask):
         """``sample``: uint8 ``t (3 h) w 3`` video of view 0 of the batch's first sample: real frames,
         layout video, frames generated from noise (seed 0) under every condition."""
         one = {k: v[:1] for k, v in batch.items()}  # tensors and lists (ids, captions)
-        x0 = to_latents(self.vae, one["images"])
-        layout = to_latents(self.vae, one["layout"])
+        x0, layout = self.latents(one)
         cond = self.conditions(one)
         gen = torch.Generator(device=x0.device).manual_seed(0)
         z = sample(lambda x, t: model(x, t, cond, layout=layout).float(), tuple(x0.shape), steps=self.cfg.preview_steps,
                    method="heun", shift=self.cfg.time.shift, generator=gen, device=x0.device)  # fmt: skip
-        video = self.vae.decode(rearrange(z[:, 0], "b t c h w -> b c t h w")).float().clamp(-1, 1)  # 1 3 t h w
-        fake = ((rearrange(video[0], "c t h w -> t h w c") + 1.0) * 127.5).round().to(torch.uint8)
-        real = rearrange(one["images"][0, 0], "t c h w -> t h w c")
-        lay = rearrange(one["layout"][0, 0], "t c h w -> t h w c")
+        fake = self._decode_view0(z)
+        real, lay = (self._frames(one, key, z0) for key, z0 in (("images", x0), ("layout", layout)))
         return {"sample": torch.cat([real, lay, fake.to(real.device)], dim=1).cpu().numpy()}
+
+    def _frames(self, one: dict, key: str, latents: torch.Tensor) -> torch.Tensor:
+        """uint8 ``t h w c`` frames of view 0 of ``one[key]``, or the VAE's decoding of its latents
+        when the batch came from the latent cache."""
+        if key in one:
+            return rearrange(one[key][0, 0], "t c h w -> t h w c")
+        return self._decode_view0(latents)
+
+    def _decode_view0(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents ``b v t' c h' w'`` -> uint8 ``t h w c`` frames of sample 0, view 0."""
+        video = self.vae.decode(rearrange(latents[:1, 0], "b t c h w -> b c t h w")).float().clamp(-1, 1)
+        return ((rearrange(video[0], "c t h w -> t h w c") + 1.0) * 127.5).round().to(torch.uint8)
 
 
 # ----------------------------------------------------------------------------- presets
