@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 from ..data.atomic import atomic_write_json
 from ..errors import DataError
-from ..train.checkpoint import FORMAT, file_sha256, latest_checkpoint, load_weights, read_state
+from ..train.checkpoint import export_checkpoint, file_sha256, read_state
 
 __all__ = [
     "ASSETS_DIR",
@@ -121,40 +118,11 @@ def write_shipped(
     """Write the EMA weights of a trained run (its latest checkpoint, or a checkpoint directory) as
     shipped evaluator ``name`` and record it in the manifest; returns the manifest entry.
 
-    The directory is written as a temporary sibling and renamed into place; the manifest is
-    rewritten atomically after it."""
-    from safetensors.torch import save_file
-
-    run_dir, assets_dir = Path(run_dir), Path(assets_dir)
-    ckpt = run_dir if (run_dir / _STATE).is_file() else latest_checkpoint(run_dir)
-    if ckpt is None:
-        raise DataError("no checkpoint to ship (expected a run directory with checkpoints/step_*/)", run_dir)
-    state = read_state(ckpt)
-    if not isinstance(state.get("config"), dict) or not state.get("task"):
-        raise DataError("checkpoint state has no task and run config", ckpt / _STATE)
-    weights = {k: v.contiguous() for k, v in load_weights(ckpt, ema=True).items()}
-    assets_dir.mkdir(parents=True, exist_ok=True)
-    tmp = assets_dir / f".tmp-{name}-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir()
-    try:
-        save_file(weights, str(tmp / _WEIGHTS), metadata={"format": FORMAT})  # one key: a byte-stable header
-        record = {"format": FORMAT, "step": int(state["step"]), "task": state["task"], "config": state["config"],
-                  "version": version, "files": {_WEIGHTS: (tmp / _WEIGHTS).stat().st_size}}  # fmt: skip
-        (tmp / _STATE).write_text(json.dumps(record, indent=1), encoding="utf-8")
-        for f in (_WEIGHTS, _STATE):
-            os.chmod(tmp / f, 0o644)  # package data: ordinary readable files
-        os.chmod(tmp, 0o755)
-        final = assets_dir / name
-        if final.exists():
-            old = assets_dir / f".tmp-old-{name}-{time.time_ns()}"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    The directory is written by :func:`~genesis_drive.train.checkpoint.export_checkpoint` (a
+    temporary sibling renamed into place); the manifest is rewritten atomically after it."""
+    assets_dir = Path(assets_dir)
+    final = export_checkpoint(run_dir, assets_dir / name, extra_state={"version": version})
+    state = read_state(final)
     entry = {
         "version": version,
         "task": state["task"],

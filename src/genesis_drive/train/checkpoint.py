@@ -46,6 +46,7 @@ __all__ = [
     "load_weights",
     "load_run_model",
     "file_sha256",
+    "export_checkpoint",
     "remove_stale_temporaries",
     "flatten_optimizer_state",
     "unflatten_optimizer_state",
@@ -291,6 +292,62 @@ def load_weights(path: str | Path, *, ema: bool = True) -> dict[str, torch.Tenso
     if ema and "ema.safetensors" in state["files"]:
         weights.update(_load_tensors(path / "ema.safetensors"))
     return weights
+
+
+def _merge(base: Mapping[str, Any], updates: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in updates.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def export_checkpoint(
+    source: str | Path,
+    out: str | Path,
+    *,
+    config_updates: Mapping[str, Any] | None = None,
+    extra_state: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the inference weights of ``source`` (a checkpoint directory, or a run directory: its
+    latest checkpoint) as the checkpoint directory ``out``: ``model.safetensors`` (the EMA weights
+    when there are any, buffers from the raw weights) and ``state.json`` (format, step, task, the
+    run config with ``config_updates`` merged in (nested dicts, e.g. ``{"model": {"shift_factor":
+    0.1}}``), ``extra_state`` keys). No optimizer state: a directory to load, not to resume.
+
+    Written as a temporary sibling and renamed into place (an existing ``out`` is replaced whole);
+    the same source and updates give the same bytes. Returns ``out``.
+    """
+    source, out = Path(source), Path(out)
+    ckpt = source if (source / "state.json").is_file() else latest_checkpoint(source)
+    if ckpt is None:
+        raise DataError("no checkpoint to export (expected a checkpoint directory or a run directory with checkpoints/step_*/)", source)
+    state = read_state(ckpt)
+    if not isinstance(state.get("config"), dict) or not state.get("task"):
+        raise DataError("checkpoint state has no task and run config", ckpt / "state.json")
+    weights = {k: v.contiguous() for k, v in load_weights(ckpt, ema=True).items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f"{_TMP_PREFIX}{out.name}-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir()
+    try:
+        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": FORMAT})  # one key: a byte-stable header
+        record = {"format": FORMAT, "step": int(state["step"]), "task": state["task"],
+                  "config": _merge(state["config"], config_updates or {}), **dict(extra_state or {}),
+                  "files": {"model.safetensors": (tmp / "model.safetensors").stat().st_size}}  # fmt: skip
+        (tmp / "state.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        for f in ("model.safetensors", "state.json"):
+            os.chmod(tmp / f, 0o644)  # package data: ordinary readable files
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = out.parent / f"{_TMP_PREFIX}old-{out.name}-{time.time_ns()}"
+            os.rename(out, old)
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
 
 
 def file_sha256(path: str | Path) -> str:

@@ -334,16 +334,19 @@ class CameraDiTTask(ClipTask):
 
 
 def tiny() -> CameraDiTConfig:
-    """CPU size: 128x72 clips of 9 frames (12 Hz) x 6 views on the tiny VAE's 16 x 9 x 3 latents; a
-    3.3 M-weight DiT, ~3 s per step (batch 1, one CPU thread), 1500 steps ~ 75 minutes."""
+    """CPU size: 128x72 clips of 9 frames (12 Hz, a new clip every 4 frames: 528 clips of the
+    24-scene SynthTown split) x 6 views on the tiny VAE's 16 x 9 x 3 latents; a 3.3 M-weight DiT,
+    ~2.4 s per step (batch 1, one CPU thread, fp32: on this CPU bf16 autocast makes the DiT step
+    *slower*, see docs/benchmarks.md), 1500 steps ~ 1 hour with a latent cache
+    (``--set latent_cache=DIR``)."""
     return CameraDiTConfig(
         model=dit_presets.tiny(16),
         conditions=condition_presets.tiny(),
-        clips=ClipCut(num_frames=9, frame_stride=1, window_stride=1, rate="camera"),
+        clips=ClipCut(num_frames=9, frame_stride=1, window_stride=4, rate="camera"),
         vae="runs/camera-vae-tiny",
         image_size=(128, 72),
         train=TrainConfig(steps=1500, batch_size=1, lr=2e-4, warmup_steps=50, schedule="cosine", min_lr=2e-5,
-                          ema_decay=0.995, precision="bf16", log_every=20, ckpt_every=500, preview_every=500,
+                          ema_decay=0.995, precision="fp32", log_every=20, ckpt_every=500, preview_every=500,
                           preview_samples=1, eval_every=0),
     )  # fmt: skip
 

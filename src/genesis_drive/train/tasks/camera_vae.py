@@ -57,6 +57,7 @@ __all__ = [
     "kl_weight_at",
     "to_videos",
     "reconstruction_scores",
+    "calibrate_latents",
     "scene_split",
     "clip_spec_of",
     "spread",
@@ -276,6 +277,41 @@ class CameraVAETask(ClipTask):
 def spread(n: int, k: int) -> list[int]:
     """At most ``k`` indices of ``range(n)``, evenly spread, first and last included."""
     return sorted({int(round(i)) for i in np.linspace(0, n - 1, min(k, n))}) if n else []
+
+
+def calibrate_latents(run: str | Path, data_root: str | Path, out: str | Path, *, clips: int = 64,
+                      progress: bool = True) -> dict[str, float]:
+    """Measure the latent statistics of a trained camera VAE and write it, calibrated, as the
+    checkpoint directory ``out``: the VAE's EMA weights with ``model.shift_factor = mean`` and
+    ``model.scaling_factor = 1 / std`` of its raw latents (posterior means,
+    :func:`~genesis_drive.models.camera.vae.latent_statistics`), so that the normalised latents a
+    DiT trains on have zero mean and unit variance. Statistics come from up to ``clips`` evenly
+    spread non-overlapping clips of the run's *training* scenes of ``data_root`` (all views).
+    The statistics and the source checkpoint are recorded in ``out/state.json`` under
+    ``latent_statistics``. Returns them (``mean``, ``std``, ``count``, ``clips``)."""
+    from tqdm import tqdm
+
+    from ...models.camera.vae import latent_statistics
+    from ..checkpoint import export_checkpoint, load_run_model
+
+    if clips < 1:
+        raise ConfigError(f"clips must be >= 1, got {clips}")
+    vae, cfg, info = load_run_model(run, CameraVAEConfig, lambda c: VideoVAE(c.model))
+    reader = NuScenesReader(data_root)
+    train, _ = scene_split(reader, cfg.val_scenes)
+    index = ClipIndex(reader, clip_spec_of(cfg, non_overlapping=True), scenes=train)
+    if len(index) == 0:
+        raise DataError(f"no clips of {cfg.clips.num_frames} frames in the training scenes to calibrate on", data_root)
+    picks = spread(len(index), clips)
+    videos = VideoSamples()
+    with torch.no_grad():  # the generator runs inside latent_statistics
+        it = (to_videos(videos(index.load(i))["video"][None]) for i in picks)
+        stats = latent_statistics(vae, tqdm(it, total=len(picks), desc="latent statistics", unit="clip", disable=not progress))
+    record = {"mean": stats.mean, "std": stats.std, "count": stats.count, "clips": len(picks)}
+    export_checkpoint(info["checkpoint"], out,
+                      config_updates={"model": {"shift_factor": stats.mean, "scaling_factor": 1.0 / stats.std}},
+                      extra_state={"latent_statistics": {**record, "source": info["checkpoint"], "data_root": str(data_root)}})  # fmt: skip
+    return record
 
 
 @torch.no_grad()
