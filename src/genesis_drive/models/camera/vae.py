@@ -555,7 +555,7 @@ def latent_statistics(codec: LatentCodec, videos: Iterable[torch.Tensor]) -> Lat
 
 
 def tiny() -> VideoVAEConfig:
-    """CPU size (~1.6 M weights): patch 2, widths 32-64-128, 16 latent channels; 128x72 clips of 9
+    """CPU size (2.5 M weights): patch 2, widths 24-48-96, 16 latent channels; 128x72 clips of 9
     frames -> 16 x 9 x 3 latents."""
     return VideoVAEConfig(widths=(24, 48, 96), time_down=(True, True), blocks_per_level=1,
                           decoder_blocks_per_level=1, mid_blocks=1, patch_size=2, latent_channels=16)
