@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .curation import cli as curation_cli
     from .data import cli as data_cli
     from .eval import cli as eval_cli
+    from .generate import cli as generate_cli
     from .train import cli as train_cli
     from .world import cli as world_cli
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     curation_cli.register(sub)
     train_cli.register(sub)
     eval_cli.register(sub)
+    generate_cli.register(sub)
     return parser
 
 

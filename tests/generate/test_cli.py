@@ -8,10 +8,11 @@ import pytest
 
 from genesis_drive.errors import ConfigError, DataError
 from genesis_drive.generate.checkpoints import SHIPPED_CHECKPOINTS, checkpoint_dirs
-from genesis_drive.generate.cli import add_arguments, check_arguments
+from genesis_drive.generate.cli import add_arguments, check_arguments, parse_modalities
 
 
 def _args(tmp_path, *extra):
+    (tmp_path / "src").mkdir(exist_ok=True)
     parser = argparse.ArgumentParser()
     add_arguments(parser.add_subparsers())
     return parser.parse_args(["generate", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "out"), *extra])
@@ -25,9 +26,13 @@ def test_good_arguments_pass(tmp_path):
 
 @pytest.mark.parametrize("extra,match", [
     (("--mode", "sideways"), "--mode: unknown mode 'sideways'"),
-    (("--strength", "1.5"), r"--strength must be in \[0, 1\], got 1.5"),
-    (("--strength", "-0.1"), r"--strength must be in \[0, 1\]"),
-    (("--modalities", "lidar"), "--modalities: unknown"),
+    (("--mode", "noisy-latent", "--strength", "1.5"), r"--strength must be in \[0, 1\], got 1.5"),
+    (("--mode", "noisy-latent", "--strength", "-0.1"), r"--strength must be in \[0, 1\]"),
+    (("--strength", "0.5"), "--strength applies to --mode noisy-latent only"),
+    (("--modalities", "lidar"), "lidar is not available yet: the LiDAR branch is not built"),
+    (("--modalities", "camera,lidar"), "lidar is not available yet"),
+    (("--modalities", "sonar"), r"--modalities: unknown \['sonar'\]"),
+    (("--guidance", "-1"), "--guidance must be >= 0"),
     (("--sampler", "rk4"), "unknown sampler"),
     (("--steps", "0"), "--steps must be >= 1"),
 ])  # fmt: skip
@@ -38,9 +43,20 @@ def test_bad_options(tmp_path, extra, match):
 
 def test_existing_out_refused(tmp_path):
     (tmp_path / "out").mkdir()
-    with pytest.raises(DataError, match="already exists"):
+    check_arguments(_args(tmp_path))  # an empty OUT is replaced
+    (tmp_path / "out" / "x").write_text("")
+    with pytest.raises(DataError, match="already exists and is not empty"):
         check_arguments(_args(tmp_path))
     check_arguments(_args(tmp_path, "--overwrite"))
+    with pytest.raises(DataError, match="--out must differ from --from"):
+        check_arguments(_args(tmp_path, "--out", str(tmp_path / "src")))
+
+
+def test_modalities_parsing():
+    assert parse_modalities(["camera"]) == ("camera",)
+    assert parse_modalities(["camera,", "CAMERA"]) == ("camera",)
+    with pytest.raises(ConfigError, match="at least one"):
+        parse_modalities([","])
 
 
 def test_checkpoint_layout(tmp_path):

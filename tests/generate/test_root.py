@@ -115,7 +115,7 @@ def test_failure_mid_write_leaves_no_out(source, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(root_mod, "write_grid_mp4", boom)
+    monkeypatch.setattr(root_mod, "write_mp4", boom)
     with pytest.raises(RuntimeError, match="encoder crashed"):
         write_generated_root(src_root, tmp_path / "gen", ["scene-0001"], CAMERA_CHANNELS, _frames(src), SIZE, progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -51,6 +51,7 @@ def sample_latents(
     steps: int = 20,
     guidance: float = 1.0,
     method: str = "euler",
+    shift: float = 1.0,
     seed: int = 0,
 ) -> torch.Tensor:
     """Latents ``shape = (b v t c h w)`` sampled from the DiT (see the module doc).
@@ -58,7 +59,8 @@ def sample_latents(
     cond: batched condition tensors (``b`` leading, on the DiT's device). given_latents:
     ``(b v m c h w)`` clean latents of the first ``m`` latent frames (required in first-frame mode).
     real_latents: ``(b v t c h w)`` (required in noisy-latent mode). layout: the layout video's
-    latents for the control branch, ``shape`` like the output, or None.
+    latents for the control branch, ``shape`` like the output, or None. shift: the sampler's time
+    grid shift (:func:`diffusion.samplers.time_grid`; the DiT run's ``time.shift``, 1 = uniform).
     """
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; expected {' | '.join(MODES)}")
@@ -94,7 +96,7 @@ def sample_latents(
     generator = torch.Generator().manual_seed(int(seed))
     noisy = mode == "noisy-latent"
     return sample(
-        cfg_velocity(v_cond, v_uncond, guidance), tuple(shape), steps=steps, method=method, generator=generator, device=device,
+        cfg_velocity(v_cond, v_uncond, guidance), tuple(shape), steps=steps, method=method, shift=shift, generator=generator, device=device,
         x0=real_latents.to(device) if noisy else None, t_start=strength if noisy else 1.0, keep=keep,
     )  # fmt: skip
 
@@ -126,6 +128,7 @@ def generate_chunk(
     steps: int = 20,
     guidance: float = 1.0,
     method: str = "euler",
+    shift: float = 1.0,
     seed: int = 0,
 ) -> np.ndarray:
     """One clip's frames ``(v t h w 3)`` uint8, from its condition tensors (unbatched, the
@@ -145,5 +148,5 @@ def generate_chunk(
     if real is not None and tuple(real.shape) != shape:
         raise ConfigError(f"real frames encode to {tuple(real.shape)}, the layout to {shape}: give the clip's own frames")
     z = sample_latents(dit, batch, shape, mode=mode, given_latents=given, real_latents=real, strength=strength, layout=layout,
-                       steps=steps, guidance=guidance, method=method, seed=seed)  # fmt: skip
+                       steps=steps, guidance=guidance, method=method, shift=shift, seed=seed)  # fmt: skip
     return decode_frames(codec, z)

@@ -1,29 +1,51 @@
-"""Where `genesis-drive generate` finds its networks: the checkpoint-folder layout.
+"""Where `genesis-drive generate` finds its networks, and loading them checked against each other.
 
 A checkpoints folder ``DIR`` holds one folder per network, each a training run directory (its newest
-complete checkpoint is used) or one checkpoint directory (``state.json`` + safetensors), as the
-training loop writes them and :func:`genesis_drive.train.checkpoint.load_run_model` reads them::
+complete checkpoint is used) or one checkpoint directory (``state.json`` + safetensors), exactly as
+``genesis-drive train`` writes them and :func:`genesis_drive.train.checkpoint.load_run_model` reads them::
 
-    DIR/camera_vae/     the `camera-vae` run (VideoVAE)
-    DIR/camera_dit/     the `camera-dit` run (MultiViewDiT)
+    DIR/camera_vae/     a `genesis-drive train camera-vae ... --out DIR/camera_vae` run (VideoVAE)
+    DIR/camera_dit/     a `genesis-drive train camera-dit ... --out DIR/camera_dit` run (MultiViewDiT)
 
 With no ``--checkpoints`` the shipped ones are used: :data:`SHIPPED_CHECKPOINTS`
-(``src/genesis_drive/assets/checkpoints/``).
+(``src/genesis_drive/assets/checkpoints/``). :func:`load_camera_networks` loads both (EMA weights
+when the checkpoint has them) and refuses, with a DataError naming the folder and field, a
+checkpoint of another task, a corrupt or truncated file, or a VAE whose latent channels / spatial /
+temporal factors are not the ones the DiT was built for.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+import torch
 
-__all__ = ["SHIPPED_CHECKPOINTS", "NETWORKS", "checkpoint_dirs"]
+from ..errors import DataError
+from ..models.camera.dit import MultiViewDiT
+from ..models.camera.vae import VideoVAE
+from ..train.checkpoint import latest_checkpoint, load_run_model, read_state
+from ..train.tasks.camera_dit import CameraDiTConfig
+from ..train.tasks.camera_vae import CameraVAEConfig
+
+__all__ = ["SHIPPED_CHECKPOINTS", "NETWORKS", "TASK_OF", "CameraNetworks", "checkpoint_dirs", "missing_hint", "load_camera_networks"]
 
 #: The checkpoints shipped with the package (tiny VAE + DiT trained on SynthTown).
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 
 #: Network folder names per modality.
 NETWORKS = {"camera": ("camera_vae", "camera_dit")}
+
+#: The training task (``state.json`` key ``task``) each network folder must come from.
+TASK_OF = {"camera_vae": "camera-vae", "camera_dit": "camera-dit"}
+
+
+def missing_hint(base: Path | None) -> str:
+    """What a checkpoints folder must hold and the commands that make it (``base`` None: a new folder CKPT)."""
+    d = "CKPT" if base is None else str(base)
+    return (f"train them with `genesis-drive train camera-vae --preset tiny --data ROOT --out {d}/camera_vae` and "
+            f"`genesis-drive train camera-dit --preset tiny --data ROOT --out {d}/camera_dit --set vae={d}/camera_vae`"
+            + (", then pass --checkpoints CKPT" if base is None else ""))  # fmt: skip
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -33,26 +55,66 @@ def _is_checkpoint(path: Path) -> bool:
 def checkpoint_dirs(root: str | Path | None, modality: str = "camera") -> dict[str, Path]:
     """``{network: folder}`` of ``modality`` under ``root`` (None: the shipped checkpoints).
 
-    DataError naming the folder when a network's folder is missing or holds no checkpoint.
+    DataError naming the folder (and the files to provide / the train commands that make them) when
+    a network's folder is missing or holds no checkpoint.
     """
     if modality not in NETWORKS:
         raise DataError(f"unknown modality {modality!r}; expected one of {sorted(NETWORKS)}", root, "modalities")
     shipped = root is None
     base = SHIPPED_CHECKPOINTS if shipped else Path(root)
-    hint = (
-        "the shipped checkpoints are not installed: put a camera_vae/ and a camera_dit/ run directory there, "
-        "or pass --checkpoints DIR"
-        if shipped
-        else "expected DIR/camera_vae/ and DIR/camera_dit/ (training run directories or checkpoint directories)"
-    )
+    if shipped and not all((base / n).is_dir() for n in NETWORKS[modality]):
+        raise DataError(f"the shipped checkpoints are not installed (expected {' and '.join(n + '/' for n in NETWORKS[modality])} "
+                        f"here); {missing_hint(None)}", base, "--checkpoints")  # fmt: skip
     if not base.is_dir():
-        raise DataError(f"checkpoints folder not found ({hint})", base, "--checkpoints")
+        raise DataError(f"checkpoints folder not found (expected camera_vae/ and camera_dit/ in it); {missing_hint(base)}", base, "--checkpoints")
     out = {}
     for name in NETWORKS[modality]:
         path = base / name
         if not path.is_dir():
-            raise DataError(f"no {name}/ folder ({hint})", base, "--checkpoints")
+            raise DataError(f"no {name}/ folder; {missing_hint(base)}", base, "--checkpoints")
         if not _is_checkpoint(path):
-            raise DataError("holds no checkpoint (expected state.json or checkpoints/step_*/state.json)", path, "--checkpoints")
+            raise DataError("holds no checkpoint (expected state.json or checkpoints/step_*/state.json, "
+                            f"as `genesis-drive train {TASK_OF[name]} --out {path}` writes)", path, "--checkpoints")  # fmt: skip
         out[name] = path
     return out
+
+
+@dataclass(frozen=True)
+class CameraNetworks:
+    """The camera branch's networks for sampling (eval mode, on ``device``): the DiT with its run
+    config (views, image size, clip length, condition transform, time shift) and the VAE with its
+    own; ``info`` per network (checkpoint path, step, task, weights SHA-256, as ``load_run_model``)."""
+
+    dit: MultiViewDiT
+    vae: VideoVAE
+    dit_config: CameraDiTConfig
+    vae_config: CameraVAEConfig
+    info: dict[str, dict]
+
+
+def _check_task(path: Path, expected: str) -> None:
+    ckpt = path if (path / "state.json").is_file() else latest_checkpoint(path)
+    if ckpt is None:
+        raise DataError("no complete checkpoint (expected checkpoints/step_*/state.json)", path, "--checkpoints")
+    task = read_state(ckpt).get("task")  # DataError on a corrupt state.json or truncated files
+    if task != expected:
+        raise DataError(f"is a checkpoint of task {task!r}, expected {expected!r} (the folder name says which network it must be)",
+                        ckpt / "state.json", "task")  # fmt: skip
+
+
+def load_camera_networks(dirs: dict[str, Path], device: str | torch.device = "cpu") -> CameraNetworks:
+    """Load ``dirs["camera_vae"]`` and ``dirs["camera_dit"]`` (:func:`checkpoint_dirs`) onto ``device``,
+    checked: the right task in each, readable weights that fit the recorded config, and a VAE whose
+    (latent channels, spatial factor, temporal factor) are the DiT's."""
+    for name in NETWORKS["camera"]:
+        _check_task(dirs[name], TASK_OF[name])
+    vae, vae_cfg, vae_info = load_run_model(dirs["camera_vae"], CameraVAEConfig, lambda c: VideoVAE(c.model))
+    dit, dit_cfg, dit_info = load_run_model(dirs["camera_dit"], CameraDiTConfig, lambda c: MultiViewDiT(c.model))
+    m = dit_cfg.model
+    got = (vae_cfg.model.latent_channels, vae.spatial_factor, vae.temporal_factor)
+    want = (m.latent_channels, m.spatial_compression, m.conditions.temporal_compression)
+    if got != want:
+        raise DataError(f"the VAE has (latent channels, spatial, temporal factor) {got} but the DiT at {dirs['camera_dit']} "
+                        f"was built for {want}: use the camera-vae run the DiT was trained on", dirs["camera_vae"], "model.latent_channels")  # fmt: skip
+    device = torch.device(device)
+    return CameraNetworks(dit.to(device).eval(), vae.to(device).eval(), dit_cfg, vae_cfg, {"camera_vae": vae_info, "camera_dit": dit_info})

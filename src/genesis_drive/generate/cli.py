@@ -4,20 +4,34 @@ For every chosen scene of ``--from ROOT`` the camera DiT generates the six views
 (each chunk continues the last latent frame of the previous one), from the scene's layout and
 caption; ``--out OUT`` becomes a nuScenes-format root with the same tokens and annotations whose
 camera files are the generated frames (see :mod:`generate.root`). Networks: ``--checkpoints DIR``
-(layout in :mod:`generate.checkpoints`), default the shipped ones.
+(layout in :mod:`generate.checkpoints`), default the shipped ones. Bad input (options, checkpoints,
+the source root, an occupied OUT) is one clear error line (exit code 1) before any sampling; OUT is
+written into a temporary sibling and renamed at the end, so a failure leaves nothing at OUT.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from .camera import MODES
 
-__all__ = ["add_arguments", "MODES", "check_arguments"]
+__all__ = [
+    "register", "add_arguments", "check_arguments", "parse_modalities", "strength", "run",
+    "MODES", "MODALITIES", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_STRENGTH",
+]  # fmt: skip
 
+#: Modalities that can be generated now; LIDAR_PENDING are known but not built yet.
 MODALITIES = ("camera",)
+LIDAR_PENDING = ("lidar",)
+
+#: Sampler defaults (Euler steps, classifier-free guidance scale).
+DEFAULT_STEPS = 20
+DEFAULT_GUIDANCE = 2.0
+#: Default noise level of noisy-latent mode.
+DEFAULT_STRENGTH = 0.6
 
 _EPILOG = """\
 examples:
@@ -37,37 +51,109 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--from", dest="source", metavar="ROOT", type=Path, required=True, help="source nuScenes-format root (layouts, captions)")
-    p.add_argument("--out", metavar="OUT", type=Path, required=True, help="generated nuScenes-format root to write")
-    p.add_argument("--modalities", nargs="+", default=["camera"], metavar="M", help=f"what to generate: {', '.join(MODALITIES)}")
+    p.add_argument("--out", metavar="OUT", type=Path, required=True, help="generated nuScenes-format root to write (must not exist or be empty)")
+    p.add_argument("--modalities", nargs="+", default=["camera"], metavar="M",
+                   help="what to generate, space or comma separated: camera (lidar: not built yet)")
     p.add_argument("--mode", default="free", metavar="MODE", help=f"{' | '.join(MODES)} (default: free)")
-    p.add_argument("--strength", type=float, default=0.6, metavar="S",
-                   help="noisy-latent mode: noise level in [0, 1] the real latents start from (1 = pure noise)")
+    p.add_argument("--strength", type=float, default=None, metavar="S",
+                   help=f"noisy-latent mode only: noise level in [0, 1] the real latents start from (1 = pure noise; "
+                        f"default {DEFAULT_STRENGTH})")
     p.add_argument("--scenes", nargs="+", metavar="NAME", help="scene names to generate (default: every scene)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the DiT config's)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the DiT config's)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help=f"classifier-free guidance scale (1 = none, half the cost; default {DEFAULT_GUIDANCE})")
     p.add_argument("--sampler", default="euler", metavar="NAME", help="euler | heun (default: euler)")
     p.add_argument("--checkpoints", metavar="DIR", type=Path, default=None,
                    help="folder with camera_vae/ and camera_dit/ runs (default: the shipped checkpoints)")
+    p.add_argument("--captions", metavar="MANIFEST", type=Path, default=None,
+                   help="DataCrafter manifest of ROOT with caption embeddings (`genesis-drive curate ROOT --out M`): "
+                        "each chunk is generated under its best-overlapping clip's caption (default: no caption)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``generate`` to the top-level ``genesis-drive`` parser (``func`` = :func:`run`)."""
+    add_arguments(subparsers).set_defaults(func=run)
+
+
+def parse_modalities(values: list[str]) -> tuple[str, ...]:
+    """``--modalities`` values (space and / or comma separated) -> modality names, checked: the LiDAR
+    branch is refused with "not available yet" (no silent camera-only fallback)."""
+    names = tuple(dict.fromkeys(m.strip().lower() for v in values for m in v.split(",") if m.strip()))
+    if not names:
+        raise ConfigError("--modalities: give at least one of " + " | ".join(MODALITIES))
+    pending = [m for m in names if m in LIDAR_PENDING]
+    if pending:
+        raise ConfigError(f"--modalities {','.join(names)}: lidar is not available yet: the LiDAR branch is not built "
+                          f"(generate --modalities camera)")  # fmt: skip
+    unknown = [m for m in names if m not in MODALITIES]
+    if unknown:
+        raise ConfigError(f"--modalities: unknown {unknown}; expected {' | '.join(MODALITIES)}")
+    return names
 
 
 def check_arguments(args: argparse.Namespace) -> None:
     """ConfigError / DataError (one line naming the option) for bad option values, before any work."""
-    unknown = [m for m in args.modalities if m not in MODALITIES]
-    if unknown:
-        raise ConfigError(f"--modalities: unknown {unknown}; expected {' | '.join(MODALITIES)}")
+    parse_modalities(args.modalities)
     if args.mode not in MODES:
         raise ConfigError(f"--mode: unknown mode {args.mode!r}; expected {' | '.join(MODES)}")
-    if not 0.0 <= args.strength <= 1.0:
+    if args.strength is not None and not 0.0 <= args.strength <= 1.0:
         raise ConfigError(f"--strength must be in [0, 1], got {args.strength}")
+    if args.strength is not None and args.mode != "noisy-latent":
+        raise ConfigError(f"--strength applies to --mode noisy-latent only (got --mode {args.mode})")
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    if not args.guidance >= 0:
+        raise ConfigError(f"--guidance must be >= 0, got {args.guidance}")
     if args.sampler not in ("euler", "heun"):
         raise ConfigError(f"--sampler: unknown sampler {args.sampler!r}; expected euler | heun")
-    if args.out.exists() and not args.overwrite:
-        raise DataError("already exists (pass --overwrite to replace it)", args.out, "--out")
+    from .root import out_occupied
+
+    if out_occupied(args.out) and not args.overwrite:
+        raise DataError("already exists and is not empty (pass --overwrite to replace it)", args.out, "--out")
     if args.out.resolve() == args.source.resolve():
         raise DataError("--out must differ from --from", args.out, "--out")
+    if not args.source.is_dir():
+        raise DataError("source root not found (a nuScenes-format root: v1.0-*/ tables, samples/, sweeps/)", args.source, "--from")
+
+
+def strength(args: argparse.Namespace) -> float:
+    """The noisy-latent strength of the options (:data:`DEFAULT_STRENGTH` when not given)."""
+    return DEFAULT_STRENGTH if args.strength is None else args.strength
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check everything, load the networks, generate, write OUT; print a summary. 0 on success."""
+    import torch
+
+    from ..layout.conditions import ConditionTransform
+    from .checkpoints import checkpoint_dirs, load_camera_networks
+    from .pipeline import generate_root
+
+    check_arguments(args)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        raise ConfigError(f"--device: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {args.device}: CUDA is not available here (use --device cpu)")
+    nets = load_camera_networks(checkpoint_dirs(args.checkpoints, "camera"), device)
+    cfg = nets.dit_config
+    if args.captions is None and cfg.clips.manifest is not None:
+        print(f"note: the DiT was trained with captions ({cfg.clips.manifest}); generating without them "
+              "(the caption-dropped condition); pass --captions MANIFEST of ROOT to use them", file=sys.stderr)  # fmt: skip
+    out = generate_root(
+        args.source, args.out, dit=nets.dit, codec=nets.vae, transform=ConditionTransform(cfg.conditions),
+        views=cfg.views, num_frames=cfg.clips.num_frames, mode=args.mode, strength=strength(args), scenes=args.scenes,
+        seed=args.seed, steps=args.steps, guidance=args.guidance, method=args.sampler, shift=cfg.time.shift,
+        captions=args.captions, overwrite=args.overwrite, progress=not args.no_progress,
+    )  # fmt: skip
+    w, h = cfg.image_size
+    print(f"wrote {out}: {len(cfg.views)} views at {w}x{h}, mode {args.mode}, seed {args.seed} "
+          f"(DiT {nets.info['camera_dit']['checkpoint']}, VAE {nets.info['camera_vae']['checkpoint']})")  # fmt: skip
+    print(f"videos: {out / 'generated' / 'videos'}  clips for `genesis-drive eval video --gen`: {out / 'generated' / 'clips'}")
+    return 0

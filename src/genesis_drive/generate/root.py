@@ -40,9 +40,9 @@ from tqdm import tqdm
 from ..data.clips import resize_crop
 from ..data.nuscenes import JPEG_QUALITY, find_versions, read_image
 from ..errors import DataError
-from ..viz.video import write_grid_mp4, write_png
+from ..viz.video import view_grid, write_mp4, write_png
 
-__all__ = ["write_generated_root", "generated_intrinsics", "clip_folder_name", "UNCOVERED"]
+__all__ = ["write_generated_root", "generated_intrinsics", "clip_folder_name", "out_occupied", "UNCOVERED"]
 
 #: What to do with a camera frame of a kept scene that has no generated image:
 #: "error" (refuse), "source" (write the source frame, resized / cropped to the generated size,
@@ -54,6 +54,13 @@ def generated_intrinsics(intrinsics: np.ndarray, source_size: tuple[int, int], s
     """(3, 3) intrinsics of a camera of ``source_size`` (w, h) after :func:`resize_crop` to ``size`` (w, h)."""
     w, h = source_size
     return resize_crop(np.zeros((h, w, 3), dtype=np.uint8), np.asarray(intrinsics, dtype=np.float64), size)[1]
+
+
+def out_occupied(out: Path) -> bool:
+    """Whether writing ``out`` would replace something: it exists and is a file or a non-empty folder
+    (an empty folder is simply replaced by the generated root)."""
+    out = Path(out)
+    return out.exists() and (not out.is_dir() or any(out.iterdir()))
 
 
 def clip_folder_name(clip_id: str) -> str:
@@ -108,8 +115,8 @@ def write_generated_root(
     source, out = Path(source), Path(out)
     if uncovered not in UNCOVERED:
         raise DataError(f"uncovered must be one of {UNCOVERED}, got {uncovered!r}", out, "uncovered")
-    if out.exists() and not overwrite:
-        raise DataError("already exists (pass overwrite / --overwrite to replace it)", out)
+    if out_occupied(out) and not overwrite:
+        raise DataError("already exists and is not empty (pass --overwrite to replace it)", out, "--out")
     versions = find_versions(source)
     if len(versions) != 1:
         raise DataError(f"expected one table folder v1.0-*/ with scene.json, found {versions or 'none'}", source, "version")
@@ -232,7 +239,7 @@ def write_generated_root(
             for src in (source / "maps").rglob("*"):
                 if src.is_file():
                     _link_or_copy(src, tmp / "maps" / src.relative_to(source / "maps"))
-        _write_videos(tmp, out_tables, views, frames, size, sensor, calib, fps)
+        _write_videos(tmp, out_tables, views, frames, size, sensor, calib, fps, progress)
         for clip_id, video in (clips or {}).items():
             video = np.asarray(video)
             if video.ndim != 5 or video.shape[0] != len(views) or video.shape[2:] != (h, w, 3):
@@ -253,7 +260,8 @@ def write_generated_root(
     return out
 
 
-def _write_videos(tmp: Path, tables: dict, views: Sequence[str], frames: Mapping[str, np.ndarray], size, sensor, calib, fps: float) -> None:
+def _write_videos(tmp: Path, tables: dict, views: Sequence[str], frames: Mapping[str, np.ndarray], size, sensor, calib, fps: float,
+                  progress: bool) -> None:
     """A view-grid MP4 per scene: for each frame of the reference view (``views[0]``), every view's
     frame nearest in time (black where a frame was not generated)."""
     w, h = size
@@ -273,5 +281,5 @@ def _write_videos(tmp: Path, tables: dict, views: Sequence[str], frames: Mapping
             for ch in views:
                 tok = chans[ch][int(np.argmin(np.abs(times[ch] - t_ref)))][1]
                 row.append(np.asarray(frames.get(tok, black)))
-            video.append(np.stack(row))
-        write_grid_mp4(tmp / "generated" / "videos" / f"{scene['name']}.mp4", np.stack(video), list(views), fps=fps)
+            video.append(view_grid(np.stack(row), list(views)))
+        write_mp4(tmp / "generated" / "videos" / f"{scene['name']}.mp4", np.stack(video), fps=fps, progress=progress)
