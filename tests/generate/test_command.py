@@ -231,3 +231,29 @@ def test_runs_of_genesis_drive_train_feed_generate(source, tmp_path):
     gen = NuScenesReader(tmp_path / "gen")
     tok = gen.channel_tokens(gen.scene_tokens()[0], "CAM_BACK")[6]
     assert gen.camera_frame(tok).image.shape == (SIZE[1], SIZE[0], 3)
+
+
+def test_a_vae_other_than_the_dits_is_refused(tmp_path):
+    """The DiT checkpoint records its VAE's version (state.json frozen.vae); another VAE of the same
+    shapes is refused, naming the field; the recorded one loads."""
+    import json
+
+    from genesis_drive.errors import DataError
+    from genesis_drive.generate.checkpoints import checkpoint_dirs, load_camera_networks
+    from genesis_drive.train.checkpoint import latest_checkpoint
+
+    from .tiny_checkpoints import save_dit, save_vae
+
+    ckpt = tmp_path / "ckpt"
+    save_dit(ckpt / "camera_dit", save_vae(ckpt / "camera_vae"))
+    dirs = checkpoint_dirs(ckpt)
+    nets = load_camera_networks(dirs)
+    state_file = (dirs["camera_dit"] if (dirs["camera_dit"] / "state.json").is_file() else latest_checkpoint(dirs["camera_dit"])) / "state.json"
+    state = json.loads(state_file.read_text())
+    state["frozen"] = {"vae": nets.vae.version}
+    state_file.write_text(json.dumps(state))
+    load_camera_networks(dirs)  # the recorded VAE: fine
+    state["frozen"] = {"vae": "VideoVAE:0000000000000000"}
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(DataError, match="frozen.vae"):
+        load_camera_networks(dirs)

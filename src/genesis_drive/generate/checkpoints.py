@@ -102,6 +102,16 @@ def _check_task(path: Path, expected: str) -> None:
                         ckpt / "state.json", "task")  # fmt: skip
 
 
+def _check_vae_version(dit_dir: Path, vae_dir: Path, vae: VideoVAE) -> None:
+    """DataError when the DiT checkpoint records the version of the VAE it was trained with
+    (``state.json`` ``frozen.vae``, written by the training loop) and ``vae`` is another one."""
+    ckpt = dit_dir if (dit_dir / "state.json").is_file() else latest_checkpoint(dit_dir)
+    want = (read_state(ckpt).get("frozen") or {}).get("vae")
+    if want is not None and want != vae.version:
+        raise DataError(f"is not the VAE the DiT was trained with (its weights are {vae.version}, the DiT at {dit_dir} "
+                        f"records {want}): use the camera-vae checkpoint of the DiT run's `vae=`", vae_dir, "frozen.vae")  # fmt: skip
+
+
 def load_camera_networks(dirs: dict[str, Path], device: str | torch.device = "cpu") -> CameraNetworks:
     """Load ``dirs["camera_vae"]`` and ``dirs["camera_dit"]`` (:func:`checkpoint_dirs`) onto ``device``,
     checked: the right task in each, readable weights that fit the recorded config, and a VAE whose
@@ -116,5 +126,6 @@ def load_camera_networks(dirs: dict[str, Path], device: str | torch.device = "cp
     if got != want:
         raise DataError(f"the VAE has (latent channels, spatial, temporal factor) {got} but the DiT at {dirs['camera_dit']} "
                         f"was built for {want}: use the camera-vae run the DiT was trained on", dirs["camera_vae"], "model.latent_channels")  # fmt: skip
+    _check_vae_version(dirs["camera_dit"], dirs["camera_vae"], vae)
     device = torch.device(device)
     return CameraNetworks(dit.to(device).eval(), vae.to(device).eval(), dit_cfg, vae_cfg, {"camera_vae": vae_info, "camera_dit": dit_info})

@@ -312,7 +312,7 @@ def export_checkpoint(
     latest checkpoint) as the checkpoint directory ``out``: ``model.safetensors`` (the EMA weights
     when there are any, buffers from the raw weights) and ``state.json`` (format, step, task, the
     run config with ``config_updates`` merged in (nested dicts, e.g. ``{"model": {"shift_factor":
-    0.1}}``), ``extra_state`` keys). No optimizer state: a directory to load, not to resume.
+    0.1}}``), the ``frozen`` helper versions when the run recorded them, ``extra_state`` keys). No optimizer state: a directory to load, not to resume.
 
     Written as a temporary sibling and renamed into place (an existing ``out`` is replaced whole);
     the same source and updates give the same bytes. Returns ``out``.
@@ -330,8 +330,9 @@ def export_checkpoint(
     tmp.mkdir()
     try:
         save_file(weights, str(tmp / "model.safetensors"), metadata={"format": FORMAT})  # one key: a byte-stable header
+        kept = {"frozen": state["frozen"]} if "frozen" in state else {}  # versions of the run's frozen helpers
         record = {"format": FORMAT, "step": int(state["step"]), "task": state["task"],
-                  "config": _merge(state["config"], config_updates or {}), **dict(extra_state or {}),
+                  "config": _merge(state["config"], config_updates or {}), **kept, **dict(extra_state or {}),
                   "files": {"model.safetensors": (tmp / "model.safetensors").stat().st_size}}  # fmt: skip
         (tmp / "state.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
         for f in ("model.safetensors", "state.json"):

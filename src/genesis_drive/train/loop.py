@@ -8,7 +8,9 @@ clip the global gradient norm; AdamW step; then, when the task has a second opti
 Every ``log_every`` steps the rank-averaged losses go to metrics.jsonl, TensorBoard and the
 progress bar; previews (PNG images, MP4 videos), evaluation and checkpoints follow their own
 intervals (and the end). ``task.frozen_modules()`` are moved to the device, frozen and never
-checkpointed.
+checkpointed; the ``version`` of each that has one (a ``LatentCodec``'s weights hash) is recorded
+in every checkpoint's ``state.json`` under ``frozen``, so a consumer can check it got the helper the
+run was trained with.
 """
 
 from __future__ import annotations
@@ -366,7 +368,8 @@ def train(
         enable_grad_checkpointing(model)
     model.to(env.device)
     model.train()
-    _prepare_frozen(task, model, env.device)
+    frozen = _prepare_frozen(task, model, env.device)
+    frozen_versions = {n: str(m.version) for n, m in frozen.items() if hasattr(m, "version")}
     wrapped = wrap_model(model, env, tc.parallel, task.fsdp_units(model) if tc.parallel == "fsdp" else ())
     optimizer, aux_optimizer = _build_optimizers(task, model, tc)
     if aux_optimizer is not None and env.distributed:
@@ -458,7 +461,7 @@ def train(
                 _write_previews(log, step, previews, task.preview_fps)
             if step % tc.ckpt_every == 0 or at_end:
                 last_ckpt = _save(run_dir, step, model, optimizer, ema, env, tc, task_name, cfg_dict,
-                                  micro, aux_optimizer) or last_ckpt
+                                  micro, aux_optimizer, frozen_versions) or last_ckpt
     finally:
         bar.close()
         log.close()
@@ -536,7 +539,7 @@ def _reduce(sums: dict[str, torch.Tensor], count: int, env: DistEnv) -> dict[str
 
 def _save(run_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None,
           env: DistEnv, tc: TrainConfig, task_name: str, cfg_dict: dict, micro: int,
-          aux_optimizer: torch.optim.Optimizer | None = None) -> Path | None:
+          aux_optimizer: torch.optim.Optimizer | None = None, frozen: dict[str, str] | None = None) -> Path | None:
     """Gather full tensors (collective), then rank 0 writes the checkpoint directory atomically.
 
     A second optimizer's tensors go into optimizer.safetensors under the ``aux_optimizer:`` key
@@ -552,6 +555,8 @@ def _save(run_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Opt
         optim_tensors, optim_meta = ckpt.flatten_optimizer_state(optim_sd)
         state = {"task": task_name, "config": cfg_dict, "world_size": env.world_size, "micro_batch": micro,
                  "rng": rngs, "optimizer": optim_meta, "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if frozen:
+            state["frozen"] = dict(frozen)
         if aux_sd is not None:
             aux_tensors, state["aux_optimizer"] = ckpt.flatten_optimizer_state(aux_sd)
             optim_tensors.update({_AUX_PREFIX + k: v for k, v in aux_tensors.items()})

@@ -74,6 +74,7 @@ def test_one_loop_step_vae_frozen_and_not_saved(task_and_batch, tmp_path):
     assert res.step == 1 and torch.isfinite(torch.tensor(res.metrics["loss"]))
     saved = ckpt.read_checkpoint(res.checkpoint)
     assert set(saved.model) == set(task.build_model().state_dict())  # the DiT only: no VAE weights
+    assert saved.state["frozen"] == {"vae": task.vae.version}  # ... but which VAE it was trained with
     assert all(torch.equal(before[k], v) for k, v in task.vae.state_dict().items())
     assert not task.vae.training
     assert [p.name for p in (tmp_path / "run").rglob("*.mp4")] == ["step_00000001_sample.mp4"]
