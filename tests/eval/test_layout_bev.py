@@ -86,7 +86,8 @@ def test_evaluation_reads_keyframes_whatever_the_training_rate(root):
     index, make = keyframe_samples(cfg, root)
     assert len(index) == 4 and all(index.load(i).is_key_frame[0] for i in range(len(index)))
     sample = make(index.load(0))
-    assert sample["images"].shape == (6, 3, 36, 64) and sample["target"].shape == (5, 32, 32)
+    w, h = cfg.model.image_size
+    assert sample["images"].shape == (6, 3, h, w) and sample["target"].shape == (5, *cfg.model.grid.shape)
 
 
 def test_layout_cli_gen_equals_ref(root, tmp_path):

@@ -135,7 +135,7 @@ def test_layout_uses_the_packaged_weights_and_reports_the_control(tmp_path):
     args = parser.parse_args(["layout", "--gen", str(root), "--ref", str(root), "--out", str(out), "--bootstrap", "0"])
     assert args.func(args) == 0
     report = json.loads((out / "layout.json").read_text())
-    assert report["meta"]["evaluator"]["version"] == entry["version"] == "bev_layout-tiny-v1"
+    assert report["meta"]["evaluator"]["version"] == entry["version"] == "bev_layout-tiny-v2"
     rows = {r["metric"]: r["value"] for r in report["rows"]}
     assert rows["mIoU (gen)"] == rows["mIoU (ref)"]  # the same root on both sides
     assert "mIoU (control: layout ignored)" in rows

@@ -62,16 +62,43 @@ def test_bev_points_follow_the_raster_orientation():
 
 
 def test_every_parameter_takes_part():
-    """Unused parameters would break resuming (no optimizer state) and DDP: the encoder ends at the lifted level."""
-    with pytest.raises(ConfigError, match="last encoder stride 8"):
-        BevLayoutNetConfig(widths=(16, 32, 64), feature_stride=4)
-    torch.manual_seed(0)
-    cfg = BevLayoutNetConfig(image_size=(W, H), views=("CAM_FRONT", "CAM_BACK"), widths=(8, 16), feature_stride=4, feature_dim=8,
-                             heights=(0.0, 1.0), bev_range=8.0, bev_resolution=1.0, bev_width=8)  # fmt: skip
-    net = BevLayoutNet(cfg)
+    """Unused parameters would break resuming (no optimizer state) and DDP: deeper encoder stages are
+    added top-down to the lifted level, and every BEV level, context block and head gets a gradient."""
+    with pytest.raises(ConfigError, match="one of the encoder strides"):
+        BevLayoutNetConfig(widths=(16, 32, 64), feature_stride=16)
+    with pytest.raises(ConfigError, match="must divide by 2\\*\\*model.bev_levels = 4"):
+        BevLayoutNetConfig(bev_range=9.0, bev_resolution=1.0, bev_levels=2)  # 18 cells
+    with pytest.raises(ConfigError, match="bev_levels must be >= 1"):
+        BevLayoutNetConfig(bev_levels=0)
     k = torch.from_numpy(np.stack([K, K])).float()[None]
     c2e = torch.from_numpy(np.stack([camera(0.0), camera(np.pi)])).float()[None]
-    out = net(torch.rand(1, 2, 3, H, W) * 2 - 1, k, c2e)
-    assert out.shape == (1, 5, 16, 16)
-    out.square().mean().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    for levels, dilations, stride in ((1, (), 4), (2, (2, 4), 2)):
+        torch.manual_seed(0)
+        cfg = BevLayoutNetConfig(image_size=(W, H), views=("CAM_FRONT", "CAM_BACK"), widths=(8, 16), feature_stride=stride, feature_dim=8,
+                                 heights=(0.0, 1.0), bev_range=8.0, bev_resolution=1.0, bev_width=8, bev_levels=levels,
+                                 bev_dilations=dilations)  # fmt: skip
+        net = BevLayoutNet(cfg)
+        assert len(net.top_down) == (1 if stride == 2 else 0) and len(net.bev_down) == levels and len(net.bev_context) == len(dilations)
+        out = net(torch.rand(1, 2, 3, H, W) * 2 - 1, k, c2e)
+        assert out.shape == (1, 5, 16, 16)
+        out.square().mean().backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_bev_context_reaches_along_the_rays():
+    """The BEV U-Net with dilated context sees further than the single-level net: the lifted cells
+    that move one output cell's logits noticeably (> 1% of the strongest gradient; GroupNorm makes
+    every cell move it a little) span more rows (receptive field in cells)."""
+    reach = {}
+    for levels, dilations in ((1, ()), (2, (2, 4))):
+        torch.manual_seed(0)
+        cfg = BevLayoutNetConfig(image_size=(W, H), views=("CAM_FRONT",), widths=(8, 16), feature_stride=4, feature_dim=4,
+                                 heights=(0.0,), bev_range=32.0, bev_resolution=1.0, bev_width=8, bev_levels=levels,
+                                 bev_dilations=dilations)  # fmt: skip
+        net = BevLayoutNet(cfg).eval()
+        lifted = torch.zeros(1, 4, 64, 64, requires_grad=True)
+        net.decode(lifted)[0, :, 32, 32].sum().backward()
+        g = lifted.grad[0].abs().sum(0).amax(1)  # per row
+        rows = torch.nonzero(g > 0.01 * g.max()).flatten()
+        reach[levels] = int(rows.max() - rows.min())
+    assert reach[1] <= 30 and reach[2] >= 2 * reach[1]
