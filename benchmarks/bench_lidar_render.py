@@ -1,0 +1,108 @@
+"""LiDAR BEV autoencoder speed: rays/s rendered, and encode + decode time per sweep.
+
+    python benchmarks/bench_lidar_render.py [--preset tiny] [--threads 1] [--beams 32] [--azimuths 1084]
+        [--chunk 1024] [--warmup 1] [--repeats 3] [--device cpu] [--json OUT.json]
+
+A randomly initialised :class:`~genesis_drive.models.lidar.ae.LidarAE` of ``--preset`` (weights
+do not change the compute: every ray evaluates ``n_proposal`` occupancy lookups and ``sum(n_fine)``
+density-MLP samples whatever the field), one sweep of rays in SynthTown's beam pattern
+(:func:`~genesis_drive.world.sensors.lidar_beam_directions` of the default ``LidarConfig``, or
+``--beams`` x ``--azimuths``, turned from the ego frame into LIDAR_TOP's) from the sensor origin,
+inference (eval mode, no grad). Timed
+(median of ``--repeats`` after ``--warmup``):
+
+1. ``encode``: occupancy grid -> latent (posterior mean); ``decode``: latent -> feature plane.
+2. ``render``: feature plane -> depth and drop logit of every ray (proposal + importance passes
+   of the density MLP + drop head), in chunks of ``--chunk`` rays. Rays/s = rays / render time.
+3. ``proposal``: the proposal pass alone (uniform occupancy lookups + compositing), for context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from genesis_drive.data.atomic import atomic_write_json
+from genesis_drive.models.lidar.ae import PRESETS, LidarAE
+from genesis_drive.models.lidar.render import ray_box_interval, render_uniform
+from genesis_drive.models.lidar.voxel import sample_volume
+from genesis_drive.world.config import LidarConfig
+from genesis_drive.world.sensors import lidar_beam_directions
+
+
+def timed(fn, warmup: int, repeats: int, device: str) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--beams", type=int, default=None)
+    ap.add_argument("--azimuths", type=int, default=None)
+    ap.add_argument("--chunk", type=int, default=1024)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = PRESETS[args.preset]()
+    lidar = LidarConfig()
+    if args.beams or args.azimuths:
+        lidar = LidarConfig(beams=args.beams or lidar.beams, azimuth_steps=args.azimuths or lidar.azimuth_steps)
+    dirs_np, _, _ = lidar_beam_directions(lidar)
+    dev = torch.device(args.device)
+    ego = dirs_np.reshape(1, -1, 3)  # ego frame (x forward, y left) -> LIDAR_TOP (x right, y forward)
+    dirs = torch.from_numpy(np.stack((-ego[..., 1], ego[..., 0], ego[..., 2]), axis=-1)).float().to(dev)
+    origins = torch.zeros_like(dirs)
+    model = LidarAE(cfg).to(dev).eval()
+    occ = (torch.rand((1, *cfg.grid.shape), device=dev) < 0.03).float()
+    res: dict = {"preset": args.preset, "threads": args.threads, "device": args.device, "rays": dirs.shape[1],
+                 "n_proposal": cfg.n_proposal, "n_fine": list(cfg.n_fine), "grid": list(cfg.grid.shape),
+                 "weights_M": sum(p.numel() for p in model.parameters()) / 1e6}
+    with torch.no_grad():
+        z = model.encode(occ)
+        plane = model.decode(z)
+        res["encode_s"] = timed(lambda: model.encode(occ), args.warmup, args.repeats, args.device)
+        res["decode_s"] = timed(lambda: model.decode(z), args.warmup, args.repeats, args.device)
+        res["render_s"] = timed(lambda: model.render(plane, origins, dirs, chunk=args.chunk), args.warmup,
+                                args.repeats, args.device)
+        occ_p = torch.sigmoid(model.split(plane).occupancy)
+        t0, t1, _ = ray_box_interval(origins, dirs, cfg.grid.lower, cfg.grid.upper, cfg.near, cfg.far)
+
+        def proposal_only() -> None:
+            for s in range(0, dirs.shape[1], args.chunk):
+                sl = slice(s, s + args.chunk)
+                render_uniform(lambda p: cfg.proposal_density * sample_volume(cfg.grid, occ_p, p), origins[:, sl],
+                               dirs[:, sl], t0[:, sl], t1[:, sl], cfg.n_proposal)
+
+        res["proposal_s"] = timed(proposal_only, args.warmup, args.repeats, args.device)
+    res["rays_per_s"] = res["rays"] / res["render_s"]
+    res["field_samples_per_s"] = res["rays"] * sum(cfg.n_fine) / res["render_s"]
+    for k, v in res.items():
+        print(f"{k:>20}: {v:.4g}" if isinstance(v, float) else f"{k:>20}: {v}")
+    if args.json:
+        atomic_write_json(args.json, res, indent=1)
+    return res
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
