@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..task import TaskDef
-from . import bev_layout, camera_dit, camera_vae, depth, frame_ae, layout2d, synth_features
+from . import bev_layout, camera_dit, camera_vae, depth, frame_ae, layout2d, lidar_ae, synth_features
 
 __all__ = ["TASKS"]
 
@@ -16,4 +16,5 @@ TASKS: dict[str, TaskDef] = {
     "layout2d": layout2d.LAYOUT2D_TASK,
     "camera-vae": camera_vae.CAMERA_VAE_TASK,
     "camera-dit": camera_dit.CAMERA_DIT_TASK,
+    "lidar-ae": lidar_ae.LIDAR_AE_TASK,
 }
