@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,7 +15,16 @@ from genesis_drive.config import config_to_dict
 from genesis_drive.errors import DataError
 from genesis_drive.eval import learned_cli
 from genesis_drive.eval.fd_metric import FrechetDistance
-from genesis_drive.eval.synth_features import load_synth_extractor
+from genesis_drive.eval.synth_features import (
+    ReorderedClips,
+    SynthClipExtractor,
+    control_order,
+    load_synth_extractor,
+    order_predictions,
+    temporal_control_rows,
+)
+from genesis_drive.eval.video import VideoProtocol
+from genesis_drive.eval.video_io import open_clip_source
 from genesis_drive.models.evaluators.synth_features import SynthFeatureNet
 from genesis_drive.train.checkpoint import save_checkpoint
 from genesis_drive.train.loop import train
@@ -59,6 +69,9 @@ def test_trained_run_gives_a_working_fd_synth(root, tmp_path):
     task = SYNTH_FEATURES_TASK.build(cfg, root)
     result = train(task, cfg, tmp_path / "run", task_name="synth_features")
     assert result.step == 2
+    more = replace(cfg, train=replace(cfg.train, steps=4, ckpt_every=4))
+    assert train(SYNTH_FEATURES_TASK.build(more, root), more, tmp_path / "run", task_name="synth_features", resume=True).step == 4
+    assert load_synth_extractor(tmp_path / "run", "image").protocol()["step"] == 4
     ext = load_synth_extractor(tmp_path / "run", "image")
     clip_imgs = torch.from_numpy(task.clip_index().load(0).images)  # t v h w c
     frames = clip_imgs.reshape(-1, *clip_imgs.shape[2:]).permute(0, 3, 1, 2)  # 24 real frames
@@ -85,10 +98,83 @@ def test_fd_synth_cli_same_clips_score_zero(root, tmp_path):
     assert args.func(args) == 0
     report = json.loads((out / "fd_synth.json").read_text())
     rows = {r["metric"]: r for r in report["rows"]}
-    assert set(rows) == {"FD_synth", "FD_synth-video"}
+    rev, shuf = "FD_synth-video (control: ref clips reversed vs ref)", "FD_synth-video (control: ref clips shuffled vs ref)"
+    acc = "order accuracy (control: ref clips in_order / reversed / shuffled)"
+    assert set(rows) == {"FD_synth", "FD_synth-video", rev, shuf, acc}  # one scene: no floor
+    assert rows[rev]["value"] > 1e-5 and rows[shuf]["value"] > 1e-5  # the same frames in another order move the features
+    assert rows[rev]["counts"] == {"gen videos": 12, "ref videos": 12} and rows[acc]["counts"] == {"ref videos": 36}
+    assert 0 <= rows[acc]["value"] <= 1 and set(report["meta"]["temporal_controls"]["order_accuracy"]) == {"in_order", "reversed", "shuffled"}
+    md = (out / "fd_synth.md").read_text()
+    assert rev in md and acc in md
     assert rows["FD_synth"]["counts"]["gen frames"] == 2 * 6 * 4  # 2 clips (8-frame windows of 19) x 6 views x 4 frames
     assert rows["FD_synth-video"]["counts"]["gen videos"] == 2 * 6
-    for r in rows.values():
-        assert abs(r["value"]) < 1e-6  # the same clips on both sides
+    for name in ("FD_synth", "FD_synth-video"):
+        assert abs(rows[name]["value"]) < 1e-6  # the same clips on both sides
     ident = report["meta"]["feature_networks"]["FD_synth"]
     assert ident["network"] == "synth_features/frame" and len(ident["weights_sha256"]) == 64
+
+
+class _Numbered:
+    """A clip source of one clip whose frame t is filled with the value t (2 views, 9 frames)."""
+
+    views = ("CAM_FRONT", "CAM_BACK")
+
+    def __iter__(self):
+        yield "s:0", np.broadcast_to(np.arange(9, dtype=np.uint8)[None, :, None, None, None], (2, 9, 4, 6, 3)).copy()
+
+    def __len__(self):
+        return 1
+
+    def describe(self):
+        return {"kind": "numbered", "clips": 1, "clip_ids": ["s:0"]}
+
+
+def test_control_orders_and_reordered_clips():
+    assert control_order("reversed", 4, 0, 0).tolist() == [3, 2, 1, 0]
+    seen = {tuple(control_order("shuffled", 4, i, 0)) for i in range(40)}
+    assert not seen & {(0, 1, 2, 3), (3, 2, 1, 0)} and len(seen) > 5
+    assert control_order("shuffled", 4, 7, 3).tolist() == control_order("shuffled", 4, 7, 3).tolist()  # reproducible
+    with pytest.raises(ValueError, match=">= 3 frames"):
+        control_order("shuffled", 2, 0, 0)
+    protocol = VideoProtocol(views=_Numbered.views, num_frames=4, frame_stride=2)
+    (cid, frames), = list(ReorderedClips(_Numbered(), protocol, "reversed"))
+    assert cid == "s:0" and frames[:, :, 0, 0, 0].tolist() == [[6, 1, 4, 3, 2, 5, 0, 7, 8]] * 2  # selected frames 0 2 4 6 reversed
+    (_, frames), = list(ReorderedClips(_Numbered(), protocol, "shuffled", seed=5))
+    perm = control_order("shuffled", 4, 0, 5)
+    assert frames[0, 0:7:2, 0, 0, 0].tolist() == (2 * perm).tolist() and frames[0, 1::2, 0, 0, 0].tolist() == [1, 3, 5, 7]
+    assert ReorderedClips(_Numbered(), protocol, "shuffled").describe()["order"] == "shuffled"
+
+
+def _rigged_extractor(cfg) -> SynthClipExtractor:
+    """A random network whose order head always answers "in_order" (zero weights, bias on class 0)."""
+    torch.manual_seed(0)
+    net = SynthFeatureNet(cfg.model).eval()
+    with torch.no_grad():
+        net.video_heads["order"].weight.zero_()
+        net.video_heads["order"].bias.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    return SynthClipExtractor.from_run(net, cfg).eval()
+
+
+def test_temporal_controls_have_the_known_answers(root):
+    cfg = SYNTH_FEATURE_PRESETS["tiny"]()
+    ext = _rigged_extractor(cfg)
+    views = tuple(cfg.model.views)
+    protocol = VideoProtocol(views=views, num_frames=4, frame_stride=2, ref_window_stride=8)
+    ref = open_clip_source(root, views, protocol.span, 8, 1, max_frames=protocol.span)
+    pred = order_predictions(ext, ref, protocol)
+    assert pred.shape == (2, 6, 3) and (pred == 0).all()
+    rows, meta = temporal_control_rows(lambda: FrechetDistance(ext, name="FD_synth-video"), ext, protocol, ref, cache_dir=None,
+                                       batch_size=4, num_resamples=0, level=0.9, seed=0, floor=0.5)  # fmt: skip
+    by_name = {r.metric: r for r in rows}
+    acc = by_name["order accuracy (control: ref clips in_order / reversed / shuffled)"]
+    assert acc.value == pytest.approx(1 / 3) and acc.ci is None  # right on every in-order clip, wrong on the others
+    assert meta["order_accuracy"] == {"in_order": 1.0, "reversed": 0.0, "shuffled": 0.0}
+    # the reversed control by hand: the same clips, frames flipped, through the extractor
+    by_hand = FrechetDistance(ext, name="FD_synth-video")
+    for _, frames in ref:
+        x = torch.from_numpy(np.ascontiguousarray(frames[:, 0:7:2])).permute(0, 1, 4, 2, 3)
+        by_hand.update(x.flip(1))
+        by_hand.update(x, real=True)
+    rev = by_name["FD_synth-video (control: ref clips reversed vs ref)"]
+    assert rev.value == pytest.approx(float(by_hand.compute()), rel=1e-4) and rev.value > 1e-5
+    assert f"{rev.value / 0.5:.1f}x the floor" in rev.note

@@ -317,6 +317,8 @@ def register_fd_synth(sub) -> None:
     p.add_argument("--max-ref-clips", type=int, default=None)
     p.add_argument("--cache-dir", type=Path, default=None, help="reference statistics cache (default: OUT/reference_stats)")
     p.add_argument("--no-floor", action="store_true", help="skip the same-distribution floor (reference scenes split in two halves)")
+    p.add_argument("--no-temporal-controls", action="store_true",
+                   help="skip the temporal controls (FD_synth-video of the reference reversed / shuffled, order-head accuracy)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
     add_common_options(p)
@@ -368,7 +370,7 @@ def run_fd_synth(args) -> int:
     from .shipped import resolve_evaluator
     from .fd_metric import FrechetDistance
     from .report import write_report
-    from .synth_features import SynthClipExtractor, SynthFrameExtractor, load_synth_net
+    from .synth_features import SynthClipExtractor, SynthFrameExtractor, load_synth_net, temporal_control_rows
     from .video import VideoEvaluator, VideoProtocol
     from .video_io import open_clip_source
 
@@ -413,6 +415,12 @@ def run_fd_synth(args) -> int:
                                              num_resamples=args.bootstrap if args.bootstrap is not None else 100,
                                              level=args.level, seed=args.seed)  # fmt: skip
         rows += floor
+    if "video" in wanted and not args.no_temporal_controls:
+        floor_value = next((r.value for r in rows if r.metric.startswith("FD_synth-video (floor")), None)
+        controls, meta["temporal_controls"] = temporal_control_rows(
+            lambda: make_metrics()[1][0], video_ext.to(device), protocol, ref, cache_dir=cache_dir, batch_size=args.batch_size,
+            num_resamples=args.bootstrap if args.bootstrap is not None else 100, level=args.level, seed=args.seed, floor=floor_value)  # fmt: skip
+        rows += controls
     json_path, md_path = write_report(args.out, args.name or "fd_synth", "FD_synth (SynthTown-trained features; not FID/FVD)", rows, meta)
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path}")

@@ -13,10 +13,11 @@ from genesis_drive.models.evaluators.synth_features import OBJECT_GROUPS, SEG_CL
 from genesis_drive.train.tasks.synth_features import (
     SYNTH_FEATURE_PRESETS,
     SYNTH_FEATURES_TASK,
+    CachedSamples,
     class_fractions,
     ego_motion,
     layout_semantics,
-    random_orders,
+    clip_orders,
     scene_conditions,
     visible_object_counts,
 )
@@ -72,16 +73,56 @@ def test_annotation_targets_of_the_handmade_clip(clip):
     assert speed == pytest.approx(2.0, rel=1e-6) and yaw_rate == pytest.approx(0.0, abs=1e-9)
 
 
-def testrandom_orders():
+def test_clip_orders():
     torch.manual_seed(0)
-    order, flag = random_orders(64, 4, 0.5, torch.device("cpu"))
-    ident = torch.arange(4).expand(64, 4)
-    assert 10 < int(flag.sum()) < 54
-    assert (order[~flag] == ident[~flag]).all()
-    assert not (order[flag] == ident[flag]).all(dim=1).any()  # shuffled clips are never in order
+    order, kind = clip_orders(300, 4, (1.0, 1.0, 1.0), torch.device("cpu"))
+    ident = torch.arange(4).expand(300, 4)
+    counts = torch.bincount(kind, minlength=3)
+    assert (counts > 70).all() and counts.sum() == 300  # balanced: about 100 each
+    assert (order[kind == 0] == ident[kind == 0]).all()
+    assert (order[kind == 1] == ident[kind == 1].flip(1)).all()
+    shuffled = order[kind == 2]
+    assert not (shuffled == ident[: len(shuffled)]).all(dim=1).any()
+    assert not (shuffled == ident[: len(shuffled)].flip(1)).all(dim=1).any()  # never the reversal
+    assert len({tuple(r) for r in shuffled.tolist()}) == 22  # all 4! - 2 other permutations appear
     assert (order.sort(dim=1).values == ident).all()  # permutations
-    order1, flag1 = random_orders(3, 1, 1.0, torch.device("cpu"))
-    assert not flag1.any() and (order1 == 0).all()
+    two, kind2 = clip_orders(50, 2, (0.0, 1.0, 5.0), torch.device("cpu"))
+    assert (kind2 == 1).all() and (two == torch.tensor([1, 0])).all()  # no "shuffled" order of 2 frames
+    only_in_order, k = clip_orders(5, 3, (1.0, 0.0, 0.0), torch.device("cpu"))
+    assert (k == 0).all() and (only_in_order == torch.arange(3)).all()
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        clip_orders(3, 1, (1.0, 1.0, 1.0), torch.device("cpu"))
+    with pytest.raises(ValueError, match="nothing to draw"):
+        clip_orders(3, 2, (0.0, 0.0, 1.0), torch.device("cpu"))
+
+
+def test_cached_samples_load_each_item_once():
+    calls = []
+
+    class Counting(torch.utils.data.Dataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            calls.append(i)
+            return {"x": torch.tensor(i)}
+
+    ds = CachedSamples(Counting())
+    assert len(ds) == 3 and [int(ds[i]["x"]) for i in (2, 0, 2, 2, 0)] == [2, 0, 2, 2, 0]
+    assert calls == [2, 0]
+
+
+def test_order_weights_and_clip_length_are_checked():
+    from dataclasses import replace
+
+    from genesis_drive.errors import ConfigError
+    from genesis_drive.train.tasks.clip_task import ClipCut
+
+    cfg = SYNTH_FEATURE_PRESETS["tiny"]()
+    with pytest.raises(ConfigError, match="order_weights"):
+        replace(cfg, order_weights=(1.0, -1.0, 1.0))
+    with pytest.raises(ConfigError, match="num_frames must be >= 2"):
+        replace(cfg, clips=ClipCut(num_frames=1, rate="camera"))
 
 
 def test_task_loss_falls_on_one_batch(root):
@@ -96,14 +137,17 @@ def test_task_loss_falls_on_one_batch(root):
     batch = task.collate([ds[0], ds[1]])
     model = task.build_model()
     opt = torch.optim.Adam(model.parameters(), 2e-3)
+    torch.manual_seed(1)  # the same frame orders at every call: one fixed batch to overfit
     first = {k: float(v.detach()) for k, v in task.loss(model, batch).items()}
     for _ in range(15):
+        torch.manual_seed(1)
         out = task.loss(model, batch)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
+    torch.manual_seed(1)
     last = {k: float(v.detach()) for k, v in task.loss(model, batch).items()}
     assert last["loss"] < 0.6 * first["loss"]
-    for term in ("loss_channel", "loss_layout", "loss_presence"):
+    for term in ("loss_channel", "loss_layout", "loss_presence", "loss_order", "loss_motion"):
         assert last[term] < first[term]
     assert first["loss_conditions"] == 0.0  # the hand-made scene names no time or weather

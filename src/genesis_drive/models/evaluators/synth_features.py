@@ -1,12 +1,21 @@
-"""The FD_synth feature network: a residual CNN over single camera frames plus a temporal head over
-a clip of one view (training recipe: ``train/tasks/synth_features.py``; metric:
+"""The FD_synth feature network: a residual CNN over single camera frames plus an order-aware
+temporal head over a clip of one view (training recipe: ``train/tasks/synth_features.py``; metric:
 ``eval/synth_features.py``).
 
 Its *frame embedding* (``num_features``) feeds FD_synth, its *clip embedding*
 (``num_video_features``) feeds FD_synth-video. Heads: ``channel`` (which camera), ``presence`` /
 ``count`` per :data:`OBJECT_GROUPS` group, ``layout`` (:data:`SEG_CLASSES` map at ``seg_stride``),
-``time`` / ``weather`` (:data:`TIMES_OF_DAY` / :data:`WEATHERS`) per frame; ``motion`` and
-``shuffled`` per clip. The vocabularies live here because they fix the head sizes.
+``time`` / ``weather`` (:data:`TIMES_OF_DAY` / :data:`WEATHERS`) per frame; ``motion`` (signed ego
+velocity) and ``order`` (:data:`FRAME_ORDERS`) per clip. The vocabularies live here because they
+fix the head sizes.
+
+The temporal head sees order by construction: it works on *consecutive pairs* of frames in the
+order given: a small motion CNN (:class:`PairMotion`) over each pair's optical-flow evidence, two
+1D convolutions over the ``t - 1`` pair tokens, mean + max pooling, joined by the token of the
+long-baseline pair (first frame, last frame; ``t - 1`` times the motion) and by the frames'
+appearance pooled over time (order-blind). Reversing a clip turns every pair around and
+shuffling it pairs non-neighbouring frames, so neither leaves the clip embedding unchanged (a
+permutation-invariant pooling of frame embeddings would).
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -21,9 +31,10 @@ from ...data.schema import CAMERA_CHANNELS
 from ...errors import ConfigError
 from ...world.lighting import LIGHTING_PRESETS
 from ...world.lighting import WEATHERS as _WEATHERS
-from ..blocks import ImageEncoder, encoder_strides
+from ..blocks import ImageEncoder, encoder_strides, group_count
 
-__all__ = ["OBJECT_GROUPS", "SEG_CLASSES", "TIMES_OF_DAY", "WEATHERS", "SynthFeatureNet", "SynthFeatureNetConfig"]
+__all__ = ["FRAME_ORDERS", "OBJECT_GROUPS", "SEG_CLASSES", "TIMES_OF_DAY", "WEATHERS", "PairMotion", "SynthFeatureNet",
+           "SynthFeatureNetConfig"]
 
 #: Classes of the coarse layout map (index 0 = nothing drawn: sky, buildings, unmapped ground).
 SEG_CLASSES: tuple[str, ...] = (
@@ -39,6 +50,8 @@ OBJECT_GROUPS: dict[str, tuple[str, ...]] = {
 #: Time-of-day and weather vocabularies (SynthTown's lighting presets and weathers).
 TIMES_OF_DAY: tuple[str, ...] = tuple(LIGHTING_PRESETS)
 WEATHERS: tuple[str, ...] = tuple(_WEATHERS)
+#: Classes of the clip ``order`` head: frames in recorded order, reversed, or otherwise permuted.
+FRAME_ORDERS: tuple[str, ...] = ("in_order", "reversed", "shuffled")
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class SynthFeatureNetConfig:
     any input to it). widths: encoder channels per stride-2 stage. seg_stride: stride of the layout
     map head (one of the encoder strides, dividing the image size). num_features / num_video_features:
     frame / clip embedding sizes. temporal_width: channels of the temporal 1D convolutions.
+    motion_widths: channels of the pair motion CNN's stride-2 convolutions over pixel pairs.
     views: camera channels, in the order of the ``channel`` target.
     """
 
@@ -58,6 +72,7 @@ class SynthFeatureNetConfig:
     num_features: int = 256
     num_video_features: int = 256
     temporal_width: int = 256
+    motion_widths: tuple[int, ...] = (32, 64, 64)
     views: tuple[str, ...] = CAMERA_CHANNELS
 
     def __post_init__(self) -> None:
@@ -65,18 +80,51 @@ class SynthFeatureNetConfig:
         strides = encoder_strides(self.widths)
         if self.seg_stride not in strides:
             raise ConfigError(f"model.seg_stride must be one of the encoder strides {strides}, got {self.seg_stride}")
+        if not self.motion_widths or min(self.motion_widths) < 2:
+            raise ConfigError(f"model.motion_widths must be channel counts >= 2, got {self.motion_widths}")
         if w % self.seg_stride or h % self.seg_stride:
             raise ConfigError(f"model.image_size {self.image_size} must be divisible by model.seg_stride={self.seg_stride}")
         if min(self.num_features, self.num_video_features, self.temporal_width) < 2 or not self.views:
             raise ConfigError("model.num_features, num_video_features, temporal_width must be >= 2 and views non-empty")
 
 
+class PairMotion(nn.Module):
+    """Two images ``(n, c, h, w)`` in [-1, 1] -> a pair vector ``(n, 2 * widths[-1])``: stride-2
+    3x3 convolutions (GroupNorm, SiLU), then mean + max pool, over the local motion evidence of
+    the brightness-constancy (optical-flow) constraint: the temporal difference ``d = second -
+    first``, the spatial gradients ``gx, gy`` of the pair's mean image, the products ``d * gx``,
+    ``d * gy`` (their sign is the sign of the normal flow) and the pixel coordinates ``x, y`` in
+    [-1, 1] (so that expansion, driving forwards, differs from contraction, which a
+    translation-invariant convolution with global pooling cannot tell apart). The images
+    themselves are left out, so the vector carries motion rather than appearance; swapping the two
+    images negates ``d`` and the products."""
+
+    def __init__(self, channels: int, widths: tuple[int, ...]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for a, b in zip((5 * channels + 2, *widths[:-1]), widths):
+            layers += [nn.Conv2d(a, b, 3, 2, 1), nn.GroupNorm(group_count(b), b), nn.SiLU()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = first.shape
+        d, m = second - first, (first + second) / 2
+        gx = F.pad(m[..., 2:] - m[..., :-2], (1, 1)) / 2
+        gy = F.pad(m[..., 2:, :] - m[..., :-2, :], (0, 0, 1, 1)) / 2
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=first.device, dtype=first.dtype),
+                                torch.linspace(-1, 1, w, device=first.device, dtype=first.dtype), indexing="ij")  # fmt: skip
+        coords = torch.stack([xs, ys]).expand(n, 2, h, w)
+        feats = self.net(torch.cat([d, gx, gy, 4 * d * gx, 4 * d * gy, coords], dim=1))
+        return torch.cat([feats.mean(dim=(2, 3)), feats.amax(dim=(2, 3))], dim=1)
+
+
 class SynthFeatureNet(nn.Module):
-    """Frame encoder + linear target heads, and a temporal head over one view's frames.
+    """Frame encoder + linear target heads, and an order-aware temporal head over one view's frames.
 
     Inputs are float images in [-1, 1] at ``cfg.image_size``. :meth:`embed_frames` gives
-    ``(n, num_features)``, :meth:`embed_clips` ``(n, num_video_features)``; :meth:`forward` gives
-    every head's output for training.
+    ``(n, num_features)``, :meth:`embed_clips` ``(n, num_video_features)`` (clips of at least two
+    frames), :meth:`order_logits` ``(n, len(FRAME_ORDERS))``; :meth:`forward` gives every head's
+    output for training.
     """
 
     def __init__(self, cfg: SynthFeatureNetConfig):
@@ -96,28 +144,57 @@ class SynthFeatureNet(nn.Module):
         })  # fmt: skip
         self.seg_head = nn.Conv2d(cfg.widths[self.seg_level], len(SEG_CLASSES), 1)
         tw = cfg.temporal_width
+        self.pair_motion = PairMotion(3, cfg.motion_widths)
+        self.pair_token = nn.Linear(2 * cfg.motion_widths[-1], tw)
+        self.appearance = nn.Linear(2 * cfg.num_features, tw)
         self.temporal = nn.Sequential(
-            nn.Conv1d(cfg.num_features, tw, 3, padding=1), nn.SiLU(), nn.Conv1d(tw, tw, 3, padding=1), nn.SiLU()
+            nn.SiLU(), nn.Conv1d(tw, tw, 3, padding=1), nn.SiLU(), nn.Conv1d(tw, tw, 3, padding=1), nn.SiLU()
         )
-        self.video_embed = nn.Linear(2 * tw, cfg.num_video_features)
-        self.video_heads = nn.ModuleDict({"motion": nn.Linear(cfg.num_video_features, 2), "shuffled": nn.Linear(cfg.num_video_features, 1)})
+        self.video_embed = nn.Linear(4 * tw, cfg.num_video_features)
+        self.video_heads = nn.ModuleDict({"motion": nn.Linear(cfg.num_video_features, 2),
+                                          "order": nn.Linear(cfg.num_video_features, len(FRAME_ORDERS))})  # fmt: skip
 
     def _check(self, x: torch.Tensor) -> None:
         w, h = self.cfg.image_size
         if x.shape[-3:] != (3, h, w):
             raise ValueError(f"SynthFeatureNet expects images (..., 3, {h}, {w}), got {tuple(x.shape)}")
 
-    def _frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n, 3, h, w) -> embedding (n, d), layout-level feature map (n, c, h/s, w/s)."""
+    def _frames(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(n, 3, h, w) -> embedding (n, d), the encoder's feature maps (one per stride)."""
         feats = self.encoder(x)
         top = feats[-1]
         pooled = torch.cat([top.mean(dim=(2, 3)), top.amax(dim=(2, 3))], dim=1)
-        return self.embed(pooled), feats[self.seg_level]
+        return self.embed(pooled), feats
 
-    def _clips(self, emb: torch.Tensor) -> torch.Tensor:
-        """Frame embeddings (n, t, d) -> clip embedding (n, dv)."""
-        h = self.temporal(rearrange(emb, "n t d -> n d t"))
-        return self.video_embed(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+    def _clips(self, emb: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Frame embeddings (n, t, d) and the images (n, t, 3, h, w), in the order to be judged ->
+        clip embedding (n, dv)."""
+        n, t = emb.shape[:2]
+        if t < 2:
+            raise ValueError(f"the temporal head needs clips of at least 2 frames, got {t}")
+        # consecutive pairs (t - 1 motion tokens), then the long-baseline pair (first frame, last frame)
+        first = rearrange(torch.cat([x[:, :-1], x[:, :1]], dim=1), "n p c h w -> (n p) c h w")
+        second = rearrange(torch.cat([x[:, 1:], x[:, -1:]], dim=1), "n p c h w -> (n p) c h w")
+        tokens = self.pair_token(rearrange(self.pair_motion(first, second), "(n p) k -> n p k", n=n))
+        h = self.temporal(rearrange(tokens[:, :-1], "n p k -> n k p"))
+        # appearance enters order-blind (pooled over frames): the order evidence is the pixel motion alone,
+        # so the order head cannot learn the frame order of training clips by their looks
+        look = F.silu(self.appearance(torch.cat([emb.mean(dim=1), emb.amax(dim=1)], dim=1)))
+        return self.video_embed(torch.cat([h.mean(dim=2), h.amax(dim=2), F.silu(tokens[:, -1]), look], dim=1))
+
+    def _clip_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Clips (n, t, 3, h, w) -> frame embeddings (n, t, d) and all feature maps ((n t) c h w)."""
+        self._check(x)
+        emb, feats = self._frames(rearrange(x, "n t c h w -> (n t) c h w"))
+        return rearrange(emb, "(n t) d -> n t d", n=x.shape[0]), feats
+
+    def _clip_embedding(self, emb: torch.Tensor, x: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
+        if order is not None:
+            if order.shape != emb.shape[:2]:
+                raise ValueError(f"order must be (n, t) = {tuple(emb.shape[:2])}, got {tuple(order.shape)}")
+            emb = torch.gather(emb, 1, order[..., None].expand_as(emb))
+            x = x[torch.arange(x.shape[0], device=x.device)[:, None], order]
+        return self._clips(emb, x)
 
     def embed_frames(self, x: torch.Tensor) -> torch.Tensor:
         """FD_synth features ``(n, num_features)`` of images ``(n, 3, h, w)`` in [-1, 1]."""
@@ -125,28 +202,28 @@ class SynthFeatureNet(nn.Module):
         return self._frames(x)[0]
 
     def embed_clips(self, x: torch.Tensor) -> torch.Tensor:
-        """FD_synth-video features ``(n, num_video_features)`` of clips ``(n, t, 3, h, w)`` in [-1, 1]."""
-        self._check(x)
-        n = x.shape[0]
-        emb = self._frames(rearrange(x, "n t c h w -> (n t) c h w"))[0]
-        return self._clips(rearrange(emb, "(n t) d -> n t d", n=n))
+        """FD_synth-video features ``(n, num_video_features)`` of clips ``(n, t, 3, h, w)`` in [-1, 1], t >= 2."""
+        emb, _ = self._clip_inputs(x)
+        return self._clip_embedding(emb, x, None)
+
+    def order_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(n, len(FRAME_ORDERS))`` of the ``order`` head for clips ``(n, t, 3, h, w)`` in [-1, 1]."""
+        return self.video_heads["order"](self.embed_clips(x))
 
     def forward(self, x: torch.Tensor, order: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Clips ``(n, t, 3, h, w)`` in [-1, 1] -> head outputs.
+        """Clips ``(n, t, 3, h, w)`` in [-1, 1], t >= 2 -> head outputs.
 
         order: optional ``(n, t)`` frame order fed to the temporal head (frame heads always see the
-        frames as given). Frame outputs are ``(n, t, ...)``; ``layout`` is ``(n, t, K, h/s, w/s)``.
+        frames as given). Frame outputs are ``(n, t, ...)``; ``layout`` is ``(n, t, K, h/s, w/s)``;
+        ``motion`` ``(n, 2)``, ``order`` ``(n, len(FRAME_ORDERS))`` logits.
         """
-        self._check(x)
+        emb, feats = self._clip_inputs(x)
         n = x.shape[0]
-        emb, fmap = self._frames(rearrange(x, "n t c h w -> (n t) c h w"))
-        out = {k: rearrange(head(emb), "(n t) k -> n t k", n=n) for k, head in self.heads.items()}
-        out["layout"] = rearrange(self.seg_head(fmap), "(n t) k h w -> n t k h w", n=n)
-        seq = rearrange(emb, "(n t) d -> n t d", n=n)
-        if order is not None:
-            seq = torch.gather(seq, 1, order[..., None].expand_as(seq))
-        vid = self._clips(seq)
+        flat = rearrange(emb, "n t d -> (n t) d")
+        out = {k: rearrange(head(flat), "(n t) k -> n t k", n=n) for k, head in self.heads.items()}
+        out["layout"] = rearrange(self.seg_head(feats[self.seg_level]), "(n t) k h w -> n t k h w", n=n)
+        vid = self._clip_embedding(emb, x, order)
         out["motion"] = self.video_heads["motion"](vid)
-        out["shuffled"] = self.video_heads["shuffled"](vid)[:, 0]
-        out["frame_features"], out["clip_features"] = rearrange(emb, "(n t) d -> n t d", n=n), vid
+        out["order"] = self.video_heads["order"](vid)
+        out["frame_features"], out["clip_features"] = emb, vid
         return out

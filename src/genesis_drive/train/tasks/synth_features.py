@@ -13,10 +13,14 @@ frame level (one camera image)
       cross-entropy against the per-block class fractions -- road shape, lanes and objects;
     * ``time`` / ``weather``: the scene's time of day and weather when its description names them
       (words of ``TIMES_OF_DAY`` / ``WEATHERS``); unknown scenes are ignored (label -1).
-clip level (T frames of one view)
-    * ``motion``: ego speed (m/s, path length over duration) and yaw rate (rad/s) (MSE on scaled values);
-    * ``shuffled``: whether the frames were put in a random non-identity order (BCE) -- the clip
-      embedding becomes sensitive to temporal incoherence, which FVD is meant to catch.
+clip level (T >= 2 frames of one view; each clip enters the temporal head in one of the
+:data:`FRAME_ORDERS`, drawn with ``order_weights``: as recorded, reversed, or another permutation)
+    * ``order``: which of the three (cross-entropy) -- the clip embedding must tell the direction
+      of time (reversed clips show the ego driving backwards) and temporal incoherence (shuffled
+      frames jump), which FVD is meant to catch;
+    * ``motion``: signed ego velocity along the clip's time direction, (speed m/s = path length over
+      duration, yaw rate rad/s), negated for reversed clips (MSE on scaled values; not on shuffled
+      clips, whose motion is undefined).
 
 The metric (FD_synth / FD_synth-video, extractors, loading a trained run) is ``eval/synth_features.py``.
 """
@@ -43,6 +47,7 @@ from ...layout.colors import CLASS_COLORS, FACE_SHADES, MAP_COLORS, POSE_BOX_SHA
 from ...layout.frames import CameraModel, clip_cameras, frame_map
 from ...models.blocks import to_model_input
 from ...models.evaluators.synth_features import (
+    FRAME_ORDERS,
     OBJECT_GROUPS,
     SEG_CLASSES,
     TIMES_OF_DAY,
@@ -63,8 +68,9 @@ __all__ = [
     "SynthFeaturesTask",
     "class_fractions",
     "ego_motion",
+    "CachedSamples",
+    "clip_orders",
     "layout_semantics",
-    "random_orders",
     "scene_conditions",
     "visible_object_counts",
 ]
@@ -85,35 +91,44 @@ class SynthFeatureLossWeights:
     layout: float = 1.0
     conditions: float = 1.0
     motion: float = 1.0
-    shuffled: float = 1.0
+    order: float = 1.0
 
 
 @dataclass(frozen=True)
 class SynthFeaturesConfig:
     """Run config of the ``synth_features`` task.
 
-    clips: clip cutting (frames at 12 Hz camera rate by default; ``clips.manifest`` for curated clips).
-    max_range: metres, farthest object counted in a view. layout_stride: frames 0, s, 2s, ... of a
-    clip get layout-map targets (rendering them dominates data loading). shuffle_prob: probability that a clip's
-    frames are shuffled for the ``shuffled`` target. speed_scale (m/s) and yaw_rate_scale (rad/s)
-    normalise the motion regression.
+    clips: clip cutting (frames at 12 Hz camera rate by default, at least 2 per clip;
+    ``clips.manifest`` for curated clips). max_range: metres, farthest object counted in a view.
+    layout_stride: frames 0, s, 2s, ... of a clip get layout-map targets (rendering them dominates
+    data loading). order_weights: relative sampling weights of the :data:`FRAME_ORDERS` (in order,
+    reversed, shuffled) a clip enters the temporal head in (shuffled is never drawn for 2-frame
+    clips). speed_scale (m/s) and yaw_rate_scale (rad/s) normalise the motion regression.
+    cache_samples: keep every transformed training sample in memory after its first load (the
+    samples are deterministic; with ``train.num_workers > 0`` each worker keeps its own cache).
     """
 
     model: SynthFeatureNetConfig = field(default_factory=SynthFeatureNetConfig)
     clips: ClipCut = field(default_factory=lambda: ClipCut(num_frames=8, frame_stride=2, window_stride=8, rate="camera"))
     max_range: float = 60.0
     layout_stride: int = 2
-    shuffle_prob: float = 0.5
+    order_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     speed_scale: float = 10.0
     yaw_rate_scale: float = 0.5
+    cache_samples: bool = False
     loss: SynthFeatureLossWeights = field(default_factory=SynthFeatureLossWeights)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         if self.layout_stride < 1:
             raise ConfigError(f"layout_stride must be >= 1, got {self.layout_stride}")
-        if not 0 <= self.shuffle_prob <= 1 or self.max_range <= 0.5:
-            raise ConfigError("shuffle_prob must lie in [0, 1] and max_range exceed 0.5 m")
+        if len(self.order_weights) != len(FRAME_ORDERS) or min(self.order_weights) < 0 or sum(self.order_weights) <= 0:
+            raise ConfigError(f"order_weights must be {len(FRAME_ORDERS)} non-negative weights (in order, reversed, "
+                              f"shuffled) with a positive sum, got {self.order_weights}")  # fmt: skip
+        if self.clips.num_frames < 2:
+            raise ConfigError(f"clips.num_frames must be >= 2 (the temporal head compares consecutive frames), got {self.clips.num_frames}")
+        if self.max_range <= 0.5:
+            raise ConfigError(f"max_range must exceed 0.5 m, got {self.max_range}")
         if self.speed_scale <= 0 or self.yaw_rate_scale <= 0:
             raise ConfigError("speed_scale and yaw_rate_scale must be > 0")
 
@@ -121,18 +136,20 @@ class SynthFeaturesConfig:
 def _tiny() -> SynthFeaturesConfig:
     return SynthFeaturesConfig(
         model=SynthFeatureNetConfig(image_size=(64, 36), widths=(16, 32, 64), seg_stride=4, num_features=64,
-                                    num_video_features=64, temporal_width=64),
+                                    num_video_features=64, temporal_width=64, motion_widths=(16, 32, 32)),
         clips=ClipCut(num_frames=4, frame_stride=2, window_stride=4, rate="camera"),
         layout_stride=4,
-        train=TrainConfig(steps=200, batch_size=4, lr=1e-3, warmup_steps=20, ema_decay=0.99, log_every=10,
-                          ckpt_every=100, preview_every=0),
+        cache_samples=True,
+        loss=SynthFeatureLossWeights(order=2.0, motion=2.0),
+        train=TrainConfig(steps=6000, batch_size=4, lr=1e-3, warmup_steps=100, schedule="cosine", min_lr=2e-5,
+                          ema_decay=0.998, log_every=50, ckpt_every=500, preview_every=0),
     )  # fmt: skip
 
 
 def _paper() -> SynthFeaturesConfig:
     return SynthFeaturesConfig(
         model=SynthFeatureNetConfig(image_size=(256, 144), widths=(32, 64, 128, 256, 384), seg_stride=8, num_features=256,
-                                    num_video_features=256, temporal_width=256),
+                                    num_video_features=256, temporal_width=256, motion_widths=(32, 64, 64)),
         clips=ClipCut(num_frames=8, frame_stride=2, window_stride=8, rate="camera"),
         layout_stride=2,
         train=TrainConfig(steps=20000, batch_size=8, lr=5e-4, warmup_steps=500, schedule="cosine", min_lr=1e-5,
@@ -276,17 +293,43 @@ class SynthFeatureTargets:
         }
 
 
-def random_orders(n: int, t: int, prob: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frame orders (n, t) and shuffled flags (n,): with probability ``prob`` a random non-identity
-    permutation (a cyclic shift by 1 when a draw is the identity), else the identity."""
-    ident = torch.arange(t, device=device).expand(n, t)
+def clip_orders(n: int, t: int, weights: Sequence[float], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame orders (n, t) and their :data:`FRAME_ORDERS` index (n,) int64, drawn with relative
+    ``weights``: 0 the identity, 1 the reversal, 2 a uniformly random permutation that is neither
+    (redrawn until it is; needs t >= 3, so never drawn for t = 2). Uses the torch global RNG."""
     if t < 2:
-        return ident.clone(), torch.zeros(n, dtype=torch.bool, device=device)
+        raise ValueError(f"frame orders need clips of at least 2 frames, got {t}")
+    w = torch.tensor([float(x) for x in weights], device=device)
+    if t == 2:
+        w[2] = 0.0
+    if w.sum() <= 0:
+        raise ValueError(f"order weights {tuple(weights)} leave nothing to draw for {t}-frame clips")
+    kind = torch.multinomial(w / w.sum(), n, replacement=True)
+    ident = torch.arange(t, device=device).expand(n, t)
     perm = torch.argsort(torch.rand(n, t, device=device), dim=1)
-    same = (perm == ident).all(dim=1)
-    perm[same] = torch.roll(ident[same], 1, dims=1)
-    flag = torch.rand(n, device=device) < prob
-    return torch.where(flag[:, None], perm, ident), flag
+    bad = (perm == ident).all(dim=1) | (perm == ident.flip(1)).all(dim=1)
+    while t >= 3 and bad.any():
+        perm[bad] = torch.argsort(torch.rand(int(bad.sum()), t, device=device), dim=1)
+        bad = (perm == ident).all(dim=1) | (perm == ident.flip(1)).all(dim=1)
+    order = torch.where((kind == 1)[:, None], ident.flip(1), torch.where((kind == 2)[:, None], perm, ident))
+    return order.contiguous(), kind
+
+
+class CachedSamples(torch.utils.data.Dataset):
+    """A map-style dataset that keeps each item of ``dataset`` after its first ``__getitem__``
+    (for deterministic, costly samples: the layout-map targets dominate loading)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+        self.items: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        if i not in self.items:
+            self.items[i] = self.dataset[i]
+        return self.items[i]
 
 
 # ----------------------------------------------------------------------------- task
@@ -304,6 +347,10 @@ class SynthFeaturesTask(ClipTask):
     def clip_spec(self) -> ClipSpec:
         return self.clips.spec(self.cfg.model.views, self.cfg.model.image_size)
 
+    def train_dataset(self) -> torch.utils.data.Dataset:
+        ds = super().train_dataset()
+        return CachedSamples(ds) if self.cfg.cache_samples else ds
+
     def make_transform(self, reader: NuScenesReader) -> SynthFeatureTargets:
         descriptions = {tok: reader.nusc.get("scene", tok)["description"] for tok in reader.scene_tokens()}
         return SynthFeatureTargets(self.cfg, descriptions)
@@ -313,7 +360,7 @@ class SynthFeaturesTask(ClipTask):
         images = batch["images"]  # b v t c h w
         b, v, t = images.shape[:3]
         x = to_model_input(rearrange(images, "b v t c h w -> (b v) t c h w"))
-        order, shuffled = random_orders(b * v, t, cfg.shuffle_prob, x.device)
+        order, kind = clip_orders(b * v, t, cfg.order_weights, x.device)
         out = model(x, order)
         f32 = {k: val.float() for k, val in out.items()}
         channel = rearrange(batch["channel"], "b v -> (b v)")[:, None].expand(b * v, t)
@@ -336,16 +383,15 @@ class SynthFeaturesTask(ClipTask):
             else:
                 cond.append(f32[name].sum() * 0.0)
         terms["conditions"] = torch.stack(cond).sum()
-        motion = batch["motion"][:, None].expand(b, v, 2).reshape(b * v, 2)
-        keep = ~shuffled
-        if t >= 2 and keep.any():
+        # signed motion along the clip's time direction: reversed clips drive backwards, turning the other way
+        sign = torch.where(kind == 1, -1.0, 1.0)[:, None]
+        motion = batch["motion"][:, None].expand(b, v, 2).reshape(b * v, 2) * sign
+        keep = kind != 2
+        if keep.any():
             terms["motion"] = F.mse_loss(f32["motion"][keep], motion[keep])
         else:
             terms["motion"] = f32["motion"].sum() * 0.0
-        if t >= 2:
-            terms["shuffled"] = F.binary_cross_entropy_with_logits(f32["shuffled"], shuffled.float())
-        else:
-            terms["shuffled"] = f32["shuffled"].sum() * 0.0
+        terms["order"] = F.cross_entropy(f32["order"], kind)
         total = sum(getattr(w, k) * val for k, val in terms.items())
         return {"loss": total, **{f"loss_{k}": val.detach() for k, val in terms.items()}}
 
