@@ -43,9 +43,10 @@ TASK_OF = {"camera_vae": "camera-vae", "camera_dit": "camera-dit"}
 def missing_hint(base: Path | None) -> str:
     """What a checkpoints folder must hold and the commands that make it (``base`` None: a new folder CKPT)."""
     d = "CKPT" if base is None else str(base)
-    return (f"train them with `genesis-drive train camera-vae --preset tiny --data ROOT --out {d}/camera_vae` and "
-            f"`genesis-drive train camera-dit --preset tiny --data ROOT --out {d}/camera_dit --set vae={d}/camera_vae`"
-            + (", then pass --checkpoints CKPT" if base is None else ""))  # fmt: skip
+    return (f"train them with `genesis-drive train camera-vae --preset tiny --data ROOT --out RUNS/camera-vae`, "
+            f"`python scripts/calibrate_vae.py RUNS/camera-vae --data ROOT --out {d}/camera_vae` and "
+            f"`genesis-drive train camera-dit --preset tiny --data ROOT --out {d}/camera_dit --set vae={d}/camera_vae` "
+            "(docs/camera.md)" + (", then pass --checkpoints CKPT" if base is None else ""))  # fmt: skip
 
 
 def _is_checkpoint(path: Path) -> bool:
