@@ -191,3 +191,14 @@ def test_video_previews_are_written_as_mp4_beside_png(tmp_path):
     frames = np.stack(frames)
     assert frames.shape[0] == 5 and frames.shape[1:3] == (8, 10)
     assert abs(float(frames[4].mean()) - 160) < 4 and abs(float(frames[1].mean()) - 40) < 4
+
+
+def test_second_optimizer_without_its_loss_is_refused_before_training(tmp_path):
+    class NoAuxLoss(ToyTask):
+        aux_loss = Task.aux_loss  # declares aux_param_groups, keeps the base aux_loss
+
+    from genesis_drive.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not override aux_loss"):
+        _run(NoAuxLoss(aux=True), tmp_path / "a", "train.steps=1")
+    assert not (tmp_path / "a" / "checkpoints").exists()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_output", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_output", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "replace_dir"]
 
 
 @contextlib.contextmanager
@@ -47,3 +48,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 0) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
+def replace_dir(tmp: str | Path, out: str | Path) -> Path:
+    """Move the finished directory ``tmp`` to ``out`` (a sibling path): renamed into place, an
+    existing ``out`` first renamed aside and deleted after, so ``out`` is always whole. Returns ``out``."""
+    tmp, out = Path(tmp), Path(out)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    return out

@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..data.atomic import replace_dir
 from ..data.clips import resize_crop
 from ..data.nuscenes import JPEG_QUALITY, find_versions, read_image
 from ..errors import DataError
@@ -247,13 +248,7 @@ def write_generated_root(
             for view, frames_v in zip(views, video):
                 for i, img in enumerate(frames_v):
                     write_png(tmp / "generated" / "clips" / clip_folder_name(clip_id) / view / f"{i:06d}.png", img)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -18,11 +18,17 @@ Conventions
 from __future__ import annotations
 
 import abc
+import math
 
 import torch
 from torch import nn
 
-__all__ = ["LatentCodec"]
+from ..errors import ConfigError
+
+__all__ = ["LOGVAR_RANGE", "LatentCodec", "check_codec_config"]
+
+#: Clamp range of a KL codec's posterior log-variance.
+LOGVAR_RANGE = (-30.0, 20.0)
 
 
 class LatentCodec(nn.Module, abc.ABC):
@@ -56,3 +62,13 @@ class LatentCodec(nn.Module, abc.ABC):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised latent -> data."""
         return self.decode_raw(z / self.scaling_factor + self.shift_factor)
+
+
+def check_codec_config(init_logvar: float, scaling_factor: float, shift_factor: float) -> None:
+    """ConfigError naming the ``model.`` field when a KL codec config's initial log-variance lies
+    outside :data:`LOGVAR_RANGE` or its latent normalisation factors are not usable."""
+    if not LOGVAR_RANGE[0] <= init_logvar <= LOGVAR_RANGE[1]:
+        raise ConfigError(f"model.init_logvar must lie in {list(LOGVAR_RANGE)}, got {init_logvar}")
+    if not (scaling_factor > 0 and math.isfinite(scaling_factor)) or not math.isfinite(shift_factor):
+        raise ConfigError(f"model.scaling_factor must be a positive finite number and model.shift_factor finite, "
+                          f"got {scaling_factor}, {shift_factor}")

@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..config import config_from_dict
+from ..data.atomic import replace_dir
 from ..errors import ConfigError, DataError
 
 __all__ = [
@@ -338,13 +339,7 @@ def export_checkpoint(
         for f in ("model.safetensors", "state.json"):
             os.chmod(tmp / f, 0o644)  # package data: ordinary readable files
         os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.parent / f"{_TMP_PREFIX}old-{out.name}-{time.time_ns()}"
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -223,6 +223,9 @@ def _build_optimizers(task: Task, model: nn.Module, tc: TrainConfig) -> tuple[to
                                                                               torch.optim.Optimizer | None]:
     """The main AdamW (task's ``param_groups`` or decay / no-decay) and the optional second one."""
     aux_raw = task.aux_param_groups(model)
+    if aux_raw is not None and type(task).aux_loss is Task.aux_loss:
+        raise ConfigError(f"task {type(task).__name__} declares aux_param_groups but does not override aux_loss "
+                          "(the loss its second optimizer trains on)")
     aux_groups = _task_groups(model, aux_raw, tc, "aux_param_groups") if aux_raw is not None else []
     aux_ids = {id(p) for g in aux_groups for p in g["params"]}
     raw = task.param_groups(model)

@@ -98,7 +98,7 @@ class Task(abc.ABC):
     def aux_loss(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         """Scalar losses for the second optimizer (needs :meth:`aux_param_groups`); must contain
         ``"loss"``; entries are logged as ``aux/<name>``."""
-        raise NotImplementedError(f"{type(self).__name__} declares aux_param_groups but no aux_loss")
+        raise TypeError(f"{type(self).__name__} declares aux_param_groups but does not override aux_loss")
 
     def evaluate(self, model: nn.Module, env: DistEnv) -> dict[str, float]:
         """Validation metrics, identical on every rank (reduce across ranks yourself; see

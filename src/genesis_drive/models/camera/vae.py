@@ -47,7 +47,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ...errors import ConfigError
-from ..codec import LatentCodec
+from ..codec import LOGVAR_RANGE, LatentCodec, check_codec_config
 
 __all__ = [
     "VideoVAEConfig",
@@ -62,7 +62,6 @@ __all__ = [
     "PRESETS",
 ]
 
-LOGVAR_RANGE = (-30.0, 20.0)
 
 
 @dataclass(frozen=True)
@@ -139,11 +138,7 @@ class VideoVAEConfig:
                 raise ConfigError(f"model.shortcuts needs each channel change (c_in, c_out) to be a whole multiple one "
                                   f"way or the other, not {bad} (widths {self.widths}, decoder {dec}, latent "
                                   f"{self.latent_channels}, {pixels} pixel channels); set model.shortcuts=false otherwise")
-        if not LOGVAR_RANGE[0] <= self.init_logvar <= LOGVAR_RANGE[1]:
-            raise ConfigError(f"model.init_logvar must lie in {list(LOGVAR_RANGE)}, got {self.init_logvar}")
-        if not (self.scaling_factor > 0 and math.isfinite(self.scaling_factor)) or not math.isfinite(self.shift_factor):
-            raise ConfigError(f"model.scaling_factor must be a positive finite number and model.shift_factor finite, "
-                              f"got {self.scaling_factor}, {self.shift_factor}")
+        check_codec_config(self.init_logvar, self.scaling_factor, self.shift_factor)
 
     @property
     def dec_widths(self) -> tuple[int, ...]:

@@ -35,7 +35,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..blocks import ConvBlock, group_count
-from ..codec import LatentCodec
+from ..codec import LOGVAR_RANGE, LatentCodec, check_codec_config
 from .render import RenderOutput, ray_box_interval, render_adaptive
 from .voxel import BEVGrid, sample_plane, sample_plane_channels, sample_volume
 
@@ -53,7 +53,6 @@ __all__ = [
     "tiny",
 ]
 
-LOGVAR_RANGE = (-30.0, 20.0)
 
 
 @dataclass(frozen=True)
@@ -126,11 +125,7 @@ class LidarAEConfig:
                               f"{self.density_scale}, {self.proposal_density}")
         if not 0.0 < self.floor <= 1.0:
             raise ConfigError(f"model.floor must be a fraction in (0, 1], got {self.floor}")
-        if not LOGVAR_RANGE[0] <= self.init_logvar <= LOGVAR_RANGE[1]:
-            raise ConfigError(f"model.init_logvar must lie in {list(LOGVAR_RANGE)}, got {self.init_logvar}")
-        if not (self.scaling_factor > 0 and math.isfinite(self.scaling_factor)) or not math.isfinite(self.shift_factor):
-            raise ConfigError(f"model.scaling_factor must be a positive finite number and model.shift_factor finite, "
-                              f"got {self.scaling_factor}, {self.shift_factor}")
+        check_codec_config(self.init_logvar, self.scaling_factor, self.shift_factor)
 
     @property
     def dec_widths(self) -> tuple[int, ...]:
