@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .curation import cli as curation_cli
     from .data import cli as data_cli
     from .eval import cli as eval_cli
+    from .export import cli as export_cli
     from .generate import cli as generate_cli
+    from .scene import cli as scene_cli
     from .train import cli as train_cli
     from .world import cli as world_cli
 
@@ -32,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_cli.register(sub)
     eval_cli.register(sub)
     generate_cli.register(sub)
+    scene_cli.register(sub)
+    export_cli.register(sub)
     return parser
 
 

@@ -25,12 +25,13 @@ def test_good_arguments_pass(tmp_path):
 
 
 @pytest.mark.parametrize("extra,match", [
-    (("--mode", "sideways"), "--mode: unknown mode 'sideways'"),
+    (("--mode", "sideways"), "--mode: unknown camera mode 'sideways'"),
+    (("--modalities", "lidar", "--mode", "free"), "--mode: unknown lidar mode 'free'; expected forecast | copy-reference | reconstruct"),
+    (("--modalities", "lidar", "--mode", "copy-reference", "--drop-conditions", "camera"), "--drop-conditions applies to"),
     (("--mode", "noisy-latent", "--strength", "1.5"), r"--strength must be in \[0, 1\], got 1.5"),
     (("--mode", "noisy-latent", "--strength", "-0.1"), r"--strength must be in \[0, 1\]"),
     (("--strength", "0.5"), "--strength applies to --mode noisy-latent only"),
-    (("--modalities", "lidar"), "lidar is not available yet: the LiDAR branch is not built"),
-    (("--modalities", "camera,lidar"), "lidar is not available yet"),
+    (("--modalities", "camera,lidar"), "joint camera \\+ LiDAR generation is not available yet"),
     (("--modalities", "sonar"), r"--modalities: unknown \['sonar'\]"),
     (("--guidance", "-1"), "--guidance must be >= 0"),
     (("--sampler", "rk4"), "unknown sampler"),
@@ -55,7 +56,8 @@ def test_existing_out_refused(tmp_path):
 def test_modalities_parsing():
     assert parse_modalities(["camera"]) == ("camera",)
     assert parse_modalities(["camera,", "CAMERA"]) == ("camera",)
-    with pytest.raises(ConfigError, match="at least one"):
+    assert parse_modalities(["LIDAR"]) == ("lidar",)
+    with pytest.raises(ConfigError, match="give one of"):
         parse_modalities([","])
 
 

@@ -107,13 +107,12 @@ def _one_error_line(capsys) -> str:
 
 
 @pytest.mark.parametrize("extra,match", [
-    (("--mode", "sideways"), "--mode: unknown mode 'sideways'; expected free | first-frame | noisy-latent"),
+    (("--mode", "sideways"), "--mode: unknown camera mode 'sideways'; expected free | first-frame | noisy-latent"),
     (("--mode", "noisy-latent", "--strength", "1.5"), r"--strength must be in [0, 1], got 1.5"),
     (("--mode", "noisy-latent", "--strength", "-0.1"), r"--strength must be in [0, 1], got -0.1"),
     (("--mode", "first-frame", "--strength", "0.5"), "--strength applies to --mode noisy-latent only (got --mode first-frame)"),
-    (("--modalities", "lidar"), "lidar is not available yet: the LiDAR branch is not built"),
-    (("--modalities", "camera,lidar"), "--modalities camera,lidar: lidar is not available yet: the LiDAR branch is not built"),
-    (("--modalities", "camera", "lidar"), "lidar is not available yet"),
+    (("--modalities", "camera,lidar"), "--modalities camera,lidar: joint camera + LiDAR generation is not available yet"),
+    (("--modalities", "camera", "lidar"), "joint camera + LiDAR generation is not available yet"),
     (("--modalities", "radar"), "--modalities: unknown ['radar']"),
     (("--scenes", "scene-0042"), "unknown scenes ['scene-0042']"),
     (("--device", "toaster"), "--device: "),

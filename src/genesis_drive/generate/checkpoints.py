@@ -6,6 +6,9 @@ complete checkpoint is used) or one checkpoint directory (``state.json`` + safet
 
     DIR/camera_vae/     a `genesis-drive train camera-vae ... --out DIR/camera_vae` run (VideoVAE)
     DIR/camera_dit/     a `genesis-drive train camera-dit ... --out DIR/camera_dit` run (MultiViewDiT)
+    DIR/lidar_ae/       a (calibrated) `genesis-drive train lidar-ae` checkpoint (LidarAE)
+    DIR/lidar_dit/      a `genesis-drive train lidar-dit ... --out DIR/lidar_dit` run (LidarDiT; its camera
+                        features come from DIR/camera_vae)
 
 With no ``--checkpoints`` the shipped ones are used: :data:`SHIPPED_CHECKPOINTS`
 (``src/genesis_drive/assets/checkpoints/``). :func:`load_camera_networks` loads both (EMA weights
@@ -34,19 +37,26 @@ __all__ = ["SHIPPED_CHECKPOINTS", "NETWORKS", "TASK_OF", "CameraNetworks", "chec
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 
 #: Network folder names per modality.
-NETWORKS = {"camera": ("camera_vae", "camera_dit")}
+NETWORKS = {"camera": ("camera_vae", "camera_dit"), "lidar": ("camera_vae", "lidar_ae", "lidar_dit")}
 
 #: The training task (``state.json`` key ``task``) each network folder must come from.
-TASK_OF = {"camera_vae": "camera-vae", "camera_dit": "camera-dit"}
+TASK_OF = {"camera_vae": "camera-vae", "camera_dit": "camera-dit", "lidar_ae": "lidar-ae", "lidar_dit": "lidar-dit"}
 
 
-def missing_hint(base: Path | None) -> str:
+def missing_hint(base: Path | None, modality: str = "camera") -> str:
     """What a checkpoints folder must hold and the commands that make it (``base`` None: a new folder CKPT)."""
     d = "CKPT" if base is None else str(base)
-    return (f"train them with `genesis-drive train camera-vae --preset tiny --data ROOT --out RUNS/camera-vae`, "
-            f"`python scripts/calibrate_vae.py RUNS/camera-vae --data ROOT --out {d}/camera_vae` and "
-            f"`genesis-drive train camera-dit --preset tiny --data ROOT --out {d}/camera_dit --set vae={d}/camera_vae` "
-            "(docs/camera.md)" + (", then pass --checkpoints CKPT" if base is None else ""))  # fmt: skip
+    if modality == "lidar":
+        hint = (f"train them with `genesis-drive train lidar-ae --preset tiny --data ROOT --out RUNS/lidar-ae`, "
+                f"`python scripts/calibrate_lidar_ae.py RUNS/lidar-ae --data ROOT --out {d}/lidar_ae` and "
+                f"`genesis-drive train lidar-dit --preset tiny --data ROOT --out {d}/lidar_dit --set ae={d}/lidar_ae "
+                f"vae={d}/camera_vae` (docs/lidar.md)")  # fmt: skip
+    else:
+        hint = (f"train them with `genesis-drive train camera-vae --preset tiny --data ROOT --out RUNS/camera-vae`, "
+                f"`python scripts/calibrate_vae.py RUNS/camera-vae --data ROOT --out {d}/camera_vae` and "
+                f"`genesis-drive train camera-dit --preset tiny --data ROOT --out {d}/camera_dit --set vae={d}/camera_vae` "
+                "(docs/camera.md)")  # fmt: skip
+    return hint + (", then pass --checkpoints CKPT" if base is None else "")
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -65,14 +75,15 @@ def checkpoint_dirs(root: str | Path | None, modality: str = "camera") -> dict[s
     base = SHIPPED_CHECKPOINTS if shipped else Path(root)
     if shipped and not all((base / n).is_dir() for n in NETWORKS[modality]):
         raise DataError(f"the shipped checkpoints are not installed (expected {' and '.join(n + '/' for n in NETWORKS[modality])} "
-                        f"here); {missing_hint(None)}", base, "--checkpoints")  # fmt: skip
+                        f"here); {missing_hint(None, modality)}", base, "--checkpoints")  # fmt: skip
     if not base.is_dir():
-        raise DataError(f"checkpoints folder not found (expected camera_vae/ and camera_dit/ in it); {missing_hint(base)}", base, "--checkpoints")
+        raise DataError(f"checkpoints folder not found (expected {' and '.join(n + '/' for n in NETWORKS[modality])} in it); "
+                        f"{missing_hint(base, modality)}", base, "--checkpoints")  # fmt: skip
     out = {}
     for name in NETWORKS[modality]:
         path = base / name
         if not path.is_dir():
-            raise DataError(f"no {name}/ folder; {missing_hint(base)}", base, "--checkpoints")
+            raise DataError(f"no {name}/ folder; {missing_hint(base, modality)}", base, "--checkpoints")
         if not _is_checkpoint(path):
             raise DataError("holds no checkpoint (expected state.json or checkpoints/step_*/state.json, "
                             f"as `genesis-drive train {TASK_OF[name]} --out {path}` writes)", path, "--checkpoints")  # fmt: skip

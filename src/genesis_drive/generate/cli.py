@@ -1,12 +1,20 @@
 """``genesis-drive generate``: generate a nuScenes-format root's scenes again from their layouts.
 
-For every chosen scene of ``--from ROOT`` the camera DiT generates the six views chunk after chunk
-(each chunk continues the last latent frame of the previous one), from the scene's layout and
-caption; ``--out OUT`` becomes a nuScenes-format root with the same tokens and annotations whose
-camera files are the generated frames (see :mod:`generate.root`). Networks: ``--checkpoints DIR``
-(layout in :mod:`generate.checkpoints`), default the shipped ones. Bad input (options, checkpoints,
-the source root, an occupied OUT) is one clear error line (exit code 1) before any sampling; OUT is
-written into a temporary sibling and renamed at the end, so a failure leaves nothing at OUT.
+``--modalities camera``: for every chosen scene of ``--from ROOT`` the camera DiT generates the six
+views chunk after chunk (each chunk continues the last latent frame of the previous one), from the
+scene's layout and caption; ``--out OUT`` becomes a nuScenes-format root with the same tokens and
+annotations whose camera files are the generated frames (see :mod:`generate.root`).
+
+``--modalities lidar --mode forecast``: for every keyframe with 6 keyframes after it, the LiDAR DiT
+forecasts the sweeps 1 .. 6 keyframes ahead from that keyframe's sweep, the layout and the real
+camera images; OUT holds ``<sample_token>/<k>.pcd.bin`` (the layout ``genesis-drive eval lidar``
+reads; :mod:`generate.lidar`). ``--mode copy-reference`` writes the baseline (the keyframe's sweep
+moved by the ego motion), ``--mode reconstruct`` the LiDAR AE's round trip of the true sweeps.
+
+Networks: ``--checkpoints DIR`` (layout in :mod:`generate.checkpoints`), default the shipped ones.
+Bad input (options, checkpoints, the source root, an occupied OUT) is one clear error line (exit
+code 1) before any sampling; OUT is written into a temporary sibling and renamed at the end, so a
+failure leaves nothing at OUT.
 """
 
 from __future__ import annotations
@@ -17,15 +25,15 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from .camera import MODES
+from .lidar import LIDAR_MODES
 
 __all__ = [
     "register", "add_arguments", "check_arguments", "parse_modalities", "strength", "run",
-    "MODES", "MODALITIES", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_STRENGTH",
+    "MODES", "LIDAR_MODES", "MODALITIES", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_STRENGTH",
 ]  # fmt: skip
 
-#: Modalities that can be generated now; LIDAR_PENDING are known but not built yet.
-MODALITIES = ("camera",)
-LIDAR_PENDING = ("lidar",)
+#: Modalities that can be generated now (one at a time: joint camera + LiDAR generation is not built yet).
+MODALITIES = ("camera", "lidar")
 
 #: Sampler defaults (Euler steps, classifier-free guidance scale).
 DEFAULT_STEPS = 20
@@ -38,6 +46,8 @@ examples:
   genesis-drive generate --from data/st_heldout --out gen/free --modalities camera --mode free --seed 0
   genesis-drive generate --from data/st_heldout --out gen/ff --modalities camera --mode first-frame --scenes st-1000-0000
   genesis-drive generate --from ROOT --out OUT --modalities camera --mode noisy-latent --strength 0.6 --checkpoints runs/ckpts
+  genesis-drive generate --from data/st_heldout --out gen/lidar --modalities lidar --mode forecast --seed 0
+  genesis-drive generate --from data/st_heldout --out gen/lidar-nocam --modalities lidar --mode forecast --drop-conditions camera
 """
 
 
@@ -53,8 +63,12 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p.add_argument("--from", dest="source", metavar="ROOT", type=Path, required=True, help="source nuScenes-format root (layouts, captions)")
     p.add_argument("--out", metavar="OUT", type=Path, required=True, help="generated nuScenes-format root to write (must not exist or be empty)")
     p.add_argument("--modalities", nargs="+", default=["camera"], metavar="M",
-                   help="what to generate, space or comma separated: camera (lidar: not built yet)")
-    p.add_argument("--mode", default="free", metavar="MODE", help=f"{' | '.join(MODES)} (default: free)")
+                   help="what to generate: camera or lidar (joint camera,lidar: not built yet)")
+    p.add_argument("--mode", default=None, metavar="MODE",
+                   help=f"camera: {' | '.join(MODES)} (default free); lidar: {' | '.join(LIDAR_MODES)} (default forecast)")
+    p.add_argument("--drop-conditions", nargs="+", default=[], metavar="GROUP",
+                   help="lidar forecast only: condition groups left out at sampling, for ablations (reference, camera, "
+                        "layout, boxes, ego)")
     p.add_argument("--strength", type=float, default=None, metavar="S",
                    help=f"noisy-latent mode only: noise level in [0, 1] the real latents start from (1 = pure noise; "
                         f"default {DEFAULT_STRENGTH})")
@@ -81,30 +95,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_modalities(values: list[str]) -> tuple[str, ...]:
-    """``--modalities`` values (space and / or comma separated) -> modality names, checked: the LiDAR
-    branch is refused with "not available yet" (no silent camera-only fallback)."""
+    """``--modalities`` values (space and / or comma separated) -> modality names, checked: one
+    modality at a time (joint camera + LiDAR generation is refused with "not available yet"; no
+    silent single-modality fallback)."""
     names = tuple(dict.fromkeys(m.strip().lower() for v in values for m in v.split(",") if m.strip()))
     if not names:
-        raise ConfigError("--modalities: give at least one of " + " | ".join(MODALITIES))
-    pending = [m for m in names if m in LIDAR_PENDING]
-    if pending:
-        raise ConfigError(f"--modalities {','.join(names)}: lidar is not available yet: the LiDAR branch is not built "
-                          f"(generate --modalities camera)")  # fmt: skip
+        raise ConfigError("--modalities: give one of " + " | ".join(MODALITIES))
     unknown = [m for m in names if m not in MODALITIES]
     if unknown:
         raise ConfigError(f"--modalities: unknown {unknown}; expected {' | '.join(MODALITIES)}")
+    if len(names) > 1:
+        raise ConfigError(f"--modalities {','.join(names)}: joint camera + LiDAR generation is not available yet; "
+                          "generate --modalities camera and --modalities lidar separately")  # fmt: skip
     return names
+
+
+def mode_of(args: argparse.Namespace) -> str:
+    """The ``--mode`` of the options, or the modality's default (free / forecast)."""
+    if args.mode is not None:
+        return args.mode
+    return "forecast" if parse_modalities(args.modalities) == ("lidar",) else "free"
 
 
 def check_arguments(args: argparse.Namespace) -> None:
     """ConfigError / DataError (one line naming the option) for bad option values, before any work."""
-    parse_modalities(args.modalities)
-    if args.mode not in MODES:
-        raise ConfigError(f"--mode: unknown mode {args.mode!r}; expected {' | '.join(MODES)}")
+    lidar = parse_modalities(args.modalities) == ("lidar",)
+    mode, modes = mode_of(args), (LIDAR_MODES if lidar else MODES)
+    if mode not in modes:
+        raise ConfigError(f"--mode: unknown {'lidar' if lidar else 'camera'} mode {mode!r}; expected {' | '.join(modes)}")
+    if args.drop_conditions and mode != "forecast":
+        raise ConfigError("--drop-conditions applies to --modalities lidar --mode forecast only")
     if args.strength is not None and not 0.0 <= args.strength <= 1.0:
         raise ConfigError(f"--strength must be in [0, 1], got {args.strength}")
-    if args.strength is not None and args.mode != "noisy-latent":
-        raise ConfigError(f"--strength applies to --mode noisy-latent only (got --mode {args.mode})")
+    if args.strength is not None and mode != "noisy-latent":
+        raise ConfigError(f"--strength applies to --mode noisy-latent only (got --mode {mode})")
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     if not args.guidance >= 0:
@@ -141,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--device: {e}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {args.device}: CUDA is not available here (use --device cpu)")
+    mode = mode_of(args)
+    if parse_modalities(args.modalities) == ("lidar",):
+        return run_lidar(args, mode, device)
     nets = load_camera_networks(checkpoint_dirs(args.checkpoints, "camera"), device)
     cfg = nets.dit_config
     if args.captions is None and cfg.clips.manifest is not None:
@@ -148,12 +175,28 @@ def run(args: argparse.Namespace) -> int:
               "(the caption-dropped condition); pass --captions MANIFEST of ROOT to use them", file=sys.stderr)  # fmt: skip
     out = generate_root(
         args.source, args.out, dit=nets.dit, codec=nets.vae, transform=ConditionTransform(cfg.conditions),
-        views=cfg.views, num_frames=cfg.clips.num_frames, mode=args.mode, strength=strength(args), scenes=args.scenes,
+        views=cfg.views, num_frames=cfg.clips.num_frames, mode=mode, strength=strength(args), scenes=args.scenes,
         seed=args.seed, steps=args.steps, guidance=args.guidance, method=args.sampler, shift=cfg.time.shift,
         captions=args.captions, overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
     w, h = cfg.image_size
-    print(f"wrote {out}: {len(cfg.views)} views at {w}x{h}, mode {args.mode}, seed {args.seed} "
+    print(f"wrote {out}: {len(cfg.views)} views at {w}x{h}, mode {mode}, seed {args.seed} "
           f"(DiT {nets.info['camera_dit']['checkpoint']}, VAE {nets.info['camera_vae']['checkpoint']})")  # fmt: skip
     print(f"videos: {out / 'generated' / 'videos'}  clips for `genesis-drive eval video --gen`: {out / 'generated' / 'clips'}")
+    return 0
+
+
+def run_lidar(args: argparse.Namespace, mode: str, device) -> int:
+    """``--modalities lidar``: load the LiDAR networks (none for copy-reference), forecast, write OUT."""
+    from .checkpoints import checkpoint_dirs
+    from .lidar import forecast_root, load_lidar_networks
+
+    nets = None
+    if mode != "copy-reference":
+        nets = load_lidar_networks(checkpoint_dirs(args.checkpoints, "lidar"), device, need_dit=mode == "forecast")
+    out = forecast_root(args.source, args.out, nets=nets, mode=mode, scenes=args.scenes, seed=args.seed, steps=args.steps,
+                        guidance=args.guidance if mode == "forecast" else 1.0, drop=args.drop_conditions,
+                        overwrite=args.overwrite, progress=not args.no_progress)  # fmt: skip
+    print(f"wrote {out}: LiDAR {mode}, seed {args.seed}; score it with "
+          f"`genesis-drive eval lidar --gen {out} --ref {args.source} --out DIR`")  # fmt: skip
     return 0

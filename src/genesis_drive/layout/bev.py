@@ -48,6 +48,7 @@ __all__ = [
     "rasterize_bev",
     "frame_bev",
     "clip_bev",
+    "sample_raster",
 ]
 
 _SHIFT = 5  # fixed-point fractional bits passed to OpenCV
@@ -212,3 +213,21 @@ def frame_bev(clip: Clip, t: int, config: BevConfig) -> np.ndarray:
 def clip_bev(clip: Clip, config: BevConfig) -> np.ndarray:
     """BEV rasters of every frame, (T, C, H, W) float32, each in its own frame's ego frame."""
     return np.stack([frame_bev(clip, t, config) for t in range(clip.num_frames)])
+
+
+def sample_raster(raster: np.ndarray, grid: BevGrid, xy: np.ndarray) -> np.ndarray:
+    """Bilinear samples ``(C, ...)`` float32 of a raster ``(C, H, W)`` on ``grid`` at ego points
+    ``xy (..., 2)`` metres (cell centres read exactly their cell's value; 0 beyond the border).
+    Use it to express a raster in another frame, e.g. at the BEV cells of a LiDAR grid moved
+    into this ego frame."""
+    raster = np.asarray(raster, dtype=np.float32)
+    if raster.ndim != 3 or raster.shape[1:] != grid.shape:
+        raise ValueError(f"sample_raster: raster must be (C, {grid.height}, {grid.width}), got {raster.shape}")
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.shape[-1] != 2:
+        raise ValueError(f"sample_raster: points must be (..., 2) ego x, y metres, got {xy.shape}")
+    uv = grid.ego_to_pixel(xy.reshape(-1, 2)) - 0.5  # continuous pixel index of cell centres
+    mx = np.ascontiguousarray(uv[:, 0], dtype=np.float32)[None]
+    my = np.ascontiguousarray(uv[:, 1], dtype=np.float32)[None]
+    out = [cv2.remap(ch, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)[0] for ch in raster]
+    return np.stack(out).reshape(raster.shape[0], *xy.shape[:-1])

@@ -20,6 +20,7 @@ import io
 import time
 import zipfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,8 +82,14 @@ def _row_token(*parts: object) -> str:
     return hashlib.md5("/".join(str(p) for p in parts).encode()).hexdigest()
 
 
-def generate(cfg: WorldConfig, out: str | Path, overwrite: bool = False, progress: bool = True) -> GenerationStats:
-    """Write ``cfg.num_scenes`` scenes to the nuScenes-format root ``out`` (atomically)."""
+def generate(cfg: WorldConfig, out: str | Path, overwrite: bool = False, progress: bool = True, scenes: Sequence[Scene] | None = None) -> GenerationStats:
+    """Write ``cfg.num_scenes`` scenes to the nuScenes-format root ``out`` (atomically).
+
+    ``scenes``: pre-built scenes to write instead of building them from ``cfg.seed`` (e.g. scenes
+    given by a scene file, :mod:`genesis_drive.scene.to_root`); then ``cfg.num_scenes`` must equal
+    ``len(scenes)``."""
+    if scenes is not None and len(scenes) != cfg.num_scenes:
+        raise ValueError(f"generate: {len(scenes)} scenes given but cfg.num_scenes={cfg.num_scenes}")
     stats = GenerationStats()
     t0 = time.perf_counter()
     hz = cfg.traffic.sim_hz
@@ -94,7 +101,7 @@ def generate(cfg: WorldConfig, out: str | Path, overwrite: bool = False, progres
         for index in range(cfg.num_scenes):
             bar.set_postfix_str(f"scene {index + 1}/{cfg.num_scenes}: building")
             t1 = time.perf_counter()
-            scene = build_scene(cfg, index)
+            scene = build_scene(cfg, index) if scenes is None else scenes[index]
             stats.build_seconds += time.perf_counter() - t1
             bar.set_postfix_str(f"scene {index + 1}/{cfg.num_scenes}: {scene.time_of_day}, {scene.weather}")
             _write_scene(scene, writer, raster, stats, fault_rows, scene_rows, instance_rows, bar)

@@ -179,7 +179,7 @@ def test_presets():
     assert p.grid.x_range == (-51.2, 51.2) and p.grid.y_range == (-51.2, 51.2)
     n_tiny = sum(x.numel() for x in LidarAE(t).parameters())
     assert 1e5 < n_tiny < 3e6
-    assert LidarAE(t).latent_shape(t.grid.shape) == (8, 16, 16)
+    assert LidarAE(t).latent_shape(t.grid.shape) == (8, 32, 32)  # 4x down: 2 x 2 m per latent cell
 
 
 @pytest.mark.parametrize("kw", [{"widths": (16, 16, 16, 16, 16, 16, 16, 16)}, {"near": 50.0, "far": 40.0},

@@ -1,10 +1,15 @@
 """lidar-ae task: the beam model (estimate and returned/dropped cells), ray sampling, samples of the
 hand-made root, KL warm-up, loss falls on one sweep, evaluation (Chamfer), previews, config checks,
-and the real training loop (loadable afterwards, exact resume)."""
+the real training loop (loadable afterwards, exact resume) and the latent calibration."""
 
 from __future__ import annotations
 
+import json
 import math
+import runpy
+import sys
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +33,7 @@ from genesis_drive.train.tasks.lidar_ae import (
     RETURNED,
     LidarAERunConfig,
     beam_labels,
+    calibrate_latents,
     evaluate_sweeps,
     kl_weight_at,
     render_sweep,
@@ -173,7 +179,7 @@ def test_samples_are_the_voxelised_sweep_and_its_beams(root):
 
 
 def test_kl_warm_up_and_loss_terms(root):
-    cfg = small_config("loss.kl=0.001", "kl_warmup_steps=100")
+    cfg = small_config("loss.kl=0.001", "kl_warmup_steps=100", "rays.returned_fraction=0.5")
     assert [kl_weight_at(cfg, s) for s in (0, 50, 100, 400)] == pytest.approx([0.0, 5e-4, 1e-3, 1e-3])
     task = LIDAR_AE_TASK.build(cfg, root)
     torch.manual_seed(0)
@@ -258,15 +264,65 @@ def test_config_and_root_checks(root):
 # ----------------------------------------------------------------------------- the training loop
 
 
-def test_a_few_steps_through_the_training_loop_then_load(root, tmp_path):
+@pytest.fixture(scope="module")
+def three_steps(root, tmp_path_factory):
+    """3 steps of the small AE through the real training loop: ``(cfg, result, run directory)``."""
     cfg = small_config("train.steps=3", "train.batch_size=2", "train.log_every=1", "train.ckpt_every=3",
                        "train.preview_every=3", "train.preview_samples=2", "train.eval_every=0", "kl_warmup_steps=4")
-    res = train(LIDAR_AE_TASK.build(cfg, root), cfg, tmp_path / "run", task_name="lidar-ae")
+    run = tmp_path_factory.mktemp("lidar_ae") / "run"
+    torch.set_num_threads(1)  # module-scoped: before the per-test thread fixture
+    return cfg, train(LIDAR_AE_TASK.build(cfg, root), cfg, run, task_name="lidar-ae"), run
+
+
+def test_a_few_steps_through_the_training_loop_then_load(three_steps):
+    cfg, res, run = three_steps
     assert res.step == 3 and math.isfinite(res.metrics["loss"]) and res.metrics["kl_weight"] == pytest.approx(5e-5)
-    assert [p.suffix for p in (tmp_path / "run" / "previews").iterdir()] == [".png"]
-    model, loaded_cfg, info = load_run_model(tmp_path / "run", LidarAERunConfig, lambda c: LidarAE(c.model))
+    assert [p.suffix for p in (run / "previews").iterdir()] == [".png"]
+    model, loaded_cfg, info = load_run_model(run, LidarAERunConfig, lambda c: LidarAE(c.model))
     assert isinstance(model, LidarAE) and loaded_cfg == cfg and info["step"] == 3
     assert all(torch.equal(model.state_dict()[k], v) for k, v in res.ema.state_dict().items())
+
+
+def test_calibration_gives_unit_normalised_latents(three_steps, root, tmp_path, monkeypatch, capsys):
+    """The calibrated checkpoint loads with load_run_model, holds the run's EMA weights with the
+    measured shift / scale, its normalised latents of the measured sweeps have mean 0 and std 1,
+    and the statistics are recorded in its state."""
+    cfg, _, run = three_steps
+    out = tmp_path / "calibrated"
+    stats = calibrate_latents(run, root, out, sweeps=8, progress=False)
+    assert stats["sweeps"] == 4 and stats["count"] == 4 * 4 * 16 * 16 and stats["std"] > 0  # every keyframe sweep
+    raw, _, _ = load_run_model(run, LidarAERunConfig, lambda c: LidarAE(c.model))
+    ae, acfg, info = load_run_model(out, LidarAERunConfig, lambda c: LidarAE(c.model))
+    assert info["task"] == "lidar-ae" and info["step"] == 3
+    assert acfg.model.shift_factor == pytest.approx(stats["mean"]) and acfg.model.scaling_factor == pytest.approx(1 / stats["std"])
+    assert acfg == replace(cfg, model=replace(cfg.model, shift_factor=acfg.model.shift_factor, scaling_factor=acfg.model.scaling_factor))
+    assert ae.shift_factor == acfg.model.shift_factor and ae.scaling_factor == acfg.model.scaling_factor
+    for k, v in raw.state_dict().items():
+        assert torch.equal(v, ae.state_dict()[k]), k
+    index = LIDAR_AE_TASK.build(cfg, root).clip_index()
+    occ = voxelize(cfg.model.grid, [sweep_of(index.load(i)) for i in range(len(index))])
+    with torch.no_grad():
+        z_raw, z = raw.encode(occ), ae.encode(occ)
+    assert abs(z_raw.mean().item()) > 1e-3 or abs(z_raw.std(unbiased=False).item() - 1) > 1e-2  # calibration changes them
+    assert abs(z.mean().item()) < 1e-4 and z.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-4)
+    state = json.loads((out / "state.json").read_text())
+    rec = state["latent_statistics"]
+    assert rec["count"] == stats["count"] and rec["sweeps"] == 4 and rec["data_root"] == str(root) and state["task"] == "lidar-ae"
+    assert rec["source"].endswith("step_00000003")
+    with pytest.raises(ConfigError, match="sweeps"):
+        calibrate_latents(run, root, tmp_path / "x", sweeps=0)
+    # the script (run in-process): same weights and config, exit code 0; 1 with the error for a bad root
+    script = str(Path(__file__).parents[3] / "scripts" / "calibrate_lidar_ae.py")
+    monkeypatch.setattr(sys, "argv", [script, str(run), "--data", str(root), "--out", str(tmp_path / "cli"), "--sweeps", "8"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(script, run_name="__main__")
+    assert done.value.code == 0
+    assert (tmp_path / "cli" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+    assert json.loads((tmp_path / "cli" / "state.json").read_text())["config"] == state["config"]
+    monkeypatch.setattr(sys, "argv", [script, str(run), "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit) as failed:
+        runpy.run_path(script, run_name="__main__")
+    assert failed.value.code == 1 and "error:" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_resume_matches_an_uninterrupted_run(root, tmp_path):

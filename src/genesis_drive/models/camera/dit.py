@@ -55,7 +55,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ...errors import ConfigError
-from ..common import MLP, AdaLNZero, Attention, FinalLayer, PatchEmbed, TimestepEmbedder, gate, modulate, rope_3d, rope_split, zero_module
+from ..common import MLP, AdaLNZero, Attention, FinalLayer, PatchEmbed, TimestepEmbedder, axis_ropes, gate, modulate, zero_module
 from .conditions import ConditionEncoder, ConditionEncoderConfig
 from .rays import plucker_rays
 
@@ -229,15 +229,6 @@ class MultiViewDiT(nn.Module):
         for i in range(self.config.control_depth):
             self.control_blocks[i].load_state_dict(self.blocks[i].state_dict())
 
-    def _ropes(self, t: int, h: int, w: int, device: torch.device):
-        split = rope_split(self.head_dim)
-        hh, ww = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-        pos_hw = torch.stack([torch.zeros_like(hh), hh, ww], dim=-1).reshape(-1, 3).float()
-        tt = torch.arange(t, device=device).float()
-        pos_t = torch.stack([tt, torch.zeros_like(tt), torch.zeros_like(tt)], dim=-1)
-        theta = self.config.rope_theta
-        return rope_3d(pos_hw, self.head_dim, theta=theta, split=split), rope_3d(pos_t, self.head_dim, theta=theta, split=split)
-
     def _embed(self, patch: PatchEmbed, x: torch.Tensor) -> torch.Tensor:
         """``(b v t c h w)`` -> tokens ``(b v t n d)``."""
         b = x.shape[0]
@@ -286,7 +277,7 @@ class MultiViewDiT(nn.Module):
         temb = self.time(times)  # b t d
         mod = torch.stack(self.modulation(temb), dim=2)  # b t 12 d
         context, context_mask = self.conditions(cond, t, drop)
-        rope_hw, rope_t = self._ropes(t, h // p, w // p, x.device)
+        rope_hw, rope_t = axis_ropes(t, h // p, w // p, self.head_dim, theta=cfg.rope_theta, device=x.device)
 
         ctrl = None
         if layout is not None and cfg.control_depth:

@@ -122,6 +122,22 @@ def rope_3d(
     return torch.cos(ang), torch.sin(ang)
 
 
+def axis_ropes(
+    t: int, h: int, w: int, head_dim: int, *, theta: float = 10000.0, device: torch.device | str | None = None
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Rotary positions for factorised attention over a ``(t, h, w)`` token grid: ``(rope_hw,
+    rope_t)``, the ``(cos, sin)`` of positions ``(0, row, col)`` for the ``h * w`` tokens of a frame
+    (spatial attention) and of ``(frame, 0, 0)`` for the ``t`` frames at a location (temporal
+    attention); in each, the rotation of the other axes is the identity (a shared rotation would
+    cancel in the attention scores anyway)."""
+    split = rope_split(head_dim)
+    hh, ww = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    pos_hw = torch.stack([torch.zeros_like(hh), hh, ww], dim=-1).reshape(-1, 3).float()
+    tt = torch.arange(t, device=device).float()
+    pos_t = torch.stack([tt, torch.zeros_like(tt), torch.zeros_like(tt)], dim=-1)
+    return rope_3d(pos_hw, head_dim, theta=theta, split=split), rope_3d(pos_t, head_dim, theta=theta, split=split)
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate interleaved channel pairs of ``x (..., n, head_dim)`` by the angles behind ``cos``/``sin``."""
     x1, x2 = x[..., 0::2], x[..., 1::2]

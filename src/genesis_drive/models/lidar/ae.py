@@ -143,12 +143,13 @@ class LidarAEConfig:
 
 
 def tiny() -> LidarAEConfig:
-    """CPU size (~0.5 M weights): +-32 m at 0.5 m (128 x 128 cells), z [-5, 3] m in 16 bins of
-    0.5 m; widths 32-48-64-64 (8x down) to an 8 x 16 x 16 latent; density MLP 32 wide;
-    32 proposal intervals and two importance passes of 16 per ray."""
+    """CPU size: +-32 m at 0.5 m (128 x 128 cells), z [-5, 3] m in 16 bins of 0.5 m; widths
+    32-64-96 (4x down) to an 8 x 32 x 32 latent (one latent cell = 2 x 2 m); density MLP 32 wide;
+    32 proposal intervals and two importance passes of 16 per ray. (v1 was 8x down to 8 x 16 x 16,
+    4 x 4 m per latent cell: held-out Chamfer 2.30 m^2, barely below the other-moment control.)"""
     return LidarAEConfig(grid=BEVGrid(x_range=(-32.0, 32.0), y_range=(-32.0, 32.0), z_range=(-5.0, 3.0),
                                       resolution=0.5, height_bins=16),
-                         widths=(32, 48, 64, 64), latent_channels=8, hidden=32, density_layers=1,
+                         widths=(32, 64, 96), latent_channels=8, hidden=32, density_layers=1,
                          n_proposal=32, n_fine=(16, 16), far=60.0)
 
 

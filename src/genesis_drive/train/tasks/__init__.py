@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..task import TaskDef
-from . import bev_layout, camera_dit, camera_vae, depth, frame_ae, layout2d, lidar_ae, synth_features
+from . import bev_layout, camera_dit, camera_vae, depth, frame_ae, layout2d, lidar_ae, lidar_dit, synth_features
 
 __all__ = ["TASKS"]
 
@@ -17,4 +17,5 @@ TASKS: dict[str, TaskDef] = {
     "camera-vae": camera_vae.CAMERA_VAE_TASK,
     "camera-dit": camera_dit.CAMERA_DIT_TASK,
     "lidar-ae": lidar_ae.LIDAR_AE_TASK,
+    "lidar-dit": lidar_dit.LIDAR_DIT_TASK,
 }

@@ -27,9 +27,10 @@ first and last frames.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,7 +43,8 @@ from ...data.nuscenes import NuScenesReader
 from ...data.schema import CAMERA_CHANNELS, Clip
 from ...errors import ConfigError, DataError
 from ...models.camera import vae as vae_presets
-from ...models.camera.vae import VideoVAE, VideoVAEConfig, kl_divergence
+from ...models.camera.vae import LatentStats, VideoVAE, VideoVAEConfig, kl_divergence, latent_statistics
+from ...models.codec import LatentCodec
 from ..config import TrainConfig
 from ..distributed import DistEnv, all_reduce_sum, shard_indices
 from ..task import TaskDef
@@ -57,6 +59,7 @@ __all__ = [
     "kl_weight_at",
     "to_videos",
     "reconstruction_scores",
+    "calibrate_codec",
     "calibrate_latents",
     "scene_split",
     "clip_spec_of",
@@ -279,6 +282,38 @@ def spread(n: int, k: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n - 1, min(k, n))}) if n else []
 
 
+def calibrate_codec(run: str | Path, data_root: str | Path, out: str | Path, *,
+                    load: Callable[[Path], tuple[LatentCodec, Any, dict]],
+                    inputs: Callable[[Any], tuple[int, Iterable[torch.Tensor]]],
+                    statistics: Callable[[LatentCodec, Iterable[torch.Tensor]], LatentStats] = latent_statistics,
+                    unit: str = "clip", progress: bool = True) -> dict[str, float]:
+    """Measure a trained codec's raw-latent statistics and write it, calibrated, as the checkpoint
+    directory ``out`` (shared by the ``*-vae`` / ``*-ae`` calibrations).
+
+    ``load(run)`` gives ``(codec, run config, info)`` (:func:`~genesis_drive.train.checkpoint.load_run_model`,
+    EMA weights); ``inputs(run config)`` gives ``(count, iterator of codec inputs)``;
+    ``statistics(codec, inputs)`` (default :func:`~genesis_drive.models.camera.vae.latent_statistics`:
+    mean / std of ``encode_raw`` over every element, float64) measures them. ``out`` holds the
+    source checkpoint's EMA weights with ``model.shift_factor = mean`` and ``model.scaling_factor =
+    1 / std`` (so the normalised latents have zero mean and unit variance on these inputs) and the
+    record under ``latent_statistics`` in its ``state.json`` (with the source checkpoint and
+    ``data_root``). Returns the record: ``mean``, ``std``, ``count`` (latent elements) and
+    ``<unit>s`` (inputs measured)."""
+    from tqdm import tqdm
+
+    from ..checkpoint import export_checkpoint
+
+    codec, cfg, info = load(Path(run))
+    count, it = inputs(cfg)
+    with torch.no_grad():  # the inputs are produced lazily inside the statistics
+        stats = statistics(codec, tqdm(it, total=count, desc="latent statistics", unit=unit, disable=not progress))
+    record = {"mean": stats.mean, "std": stats.std, "count": stats.count, f"{unit}s": count}
+    export_checkpoint(info["checkpoint"], out,
+                      config_updates={"model": {"shift_factor": stats.mean, "scaling_factor": 1.0 / stats.std}},
+                      extra_state={"latent_statistics": {**record, "source": info["checkpoint"], "data_root": str(data_root)}})  # fmt: skip
+    return record
+
+
 def calibrate_latents(run: str | Path, data_root: str | Path, out: str | Path, *, clips: int = 64,
                       progress: bool = True) -> dict[str, float]:
     """Measure the latent statistics of a trained camera VAE and write it, calibrated, as the
@@ -288,30 +323,24 @@ def calibrate_latents(run: str | Path, data_root: str | Path, out: str | Path, *
     DiT trains on have zero mean and unit variance. Statistics come from up to ``clips`` evenly
     spread non-overlapping clips of the run's *training* scenes of ``data_root`` (all views).
     The statistics and the source checkpoint are recorded in ``out/state.json`` under
-    ``latent_statistics``. Returns them (``mean``, ``std``, ``count``, ``clips``)."""
-    from tqdm import tqdm
-
-    from ...models.camera.vae import latent_statistics
-    from ..checkpoint import export_checkpoint, load_run_model
+    ``latent_statistics`` (:func:`calibrate_codec`). Returns them (``mean``, ``std``, ``count``, ``clips``)."""
+    from ..checkpoint import load_run_model
 
     if clips < 1:
         raise ConfigError(f"clips must be >= 1, got {clips}")
-    vae, cfg, info = load_run_model(run, CameraVAEConfig, lambda c: VideoVAE(c.model))
-    reader = NuScenesReader(data_root)
-    train, _ = scene_split(reader, cfg.val_scenes)
-    index = ClipIndex(reader, clip_spec_of(cfg, non_overlapping=True), scenes=train)
-    if len(index) == 0:
-        raise DataError(f"no clips of {cfg.clips.num_frames} frames in the training scenes to calibrate on", data_root)
-    picks = spread(len(index), clips)
-    videos = VideoSamples()
-    with torch.no_grad():  # the generator runs inside latent_statistics
-        it = (to_videos(videos(index.load(i))["video"][None]) for i in picks)
-        stats = latent_statistics(vae, tqdm(it, total=len(picks), desc="latent statistics", unit="clip", disable=not progress))
-    record = {"mean": stats.mean, "std": stats.std, "count": stats.count, "clips": len(picks)}
-    export_checkpoint(info["checkpoint"], out,
-                      config_updates={"model": {"shift_factor": stats.mean, "scaling_factor": 1.0 / stats.std}},
-                      extra_state={"latent_statistics": {**record, "source": info["checkpoint"], "data_root": str(data_root)}})  # fmt: skip
-    return record
+
+    def inputs(cfg: CameraVAEConfig) -> tuple[int, Iterable[torch.Tensor]]:
+        reader = NuScenesReader(data_root)
+        train, _ = scene_split(reader, cfg.val_scenes)
+        index = ClipIndex(reader, clip_spec_of(cfg, non_overlapping=True), scenes=train)
+        if len(index) == 0:
+            raise DataError(f"no clips of {cfg.clips.num_frames} frames in the training scenes to calibrate on", data_root)
+        picks = spread(len(index), clips)
+        videos = VideoSamples()
+        return len(picks), (to_videos(videos(index.load(i))["video"][None]) for i in picks)
+
+    return calibrate_codec(run, data_root, out, load=lambda p: load_run_model(p, CameraVAEConfig, lambda c: VideoVAE(c.model)),
+                           inputs=inputs, unit="clip", progress=progress)
 
 
 @torch.no_grad()
