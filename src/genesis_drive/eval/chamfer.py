@@ -87,12 +87,25 @@ def _cumulative(n: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
 
 
 #: Named protocols. ``vidar``: ViDAR / HERMES (and the Genesis Chamfer@1/2/3 s table).
-#: ``4docc``: 4D-Occ "vanilla" CD (no region); ``4docc_nearfield``: its near-field CD (+-70 m, z +-4.5 m).
+#: ``vidar32``: the same with the region cut to +-32 m, the extent of the ``tiny`` LiDAR models
+#: (their sweeps hold no point beyond it, so plain ``vidar`` would count the real points there as
+#: missing). ``4docc``: 4D-Occ "vanilla" CD (no region); ``4docc_nearfield``: its near-field CD
+#: (+-70 m, z +-4.5 m).
 CHAMFER_PROTOCOLS: dict[str, ChamferProtocol] = {
     "vidar": ChamferProtocol(
         name="vidar",
         x_range=(-51.2, 51.2),
         y_range=(-51.2, 51.2),
+        z_range=(-5.0, 3.0),
+        ego_box=((-0.8, 0.8), (-1.5, 2.5)),
+        squared=True,
+        frame="sensor",
+        horizons=(("1s", (2,)), ("2s", (4,)), ("3s", (6,))),
+    ),
+    "vidar32": ChamferProtocol(
+        name="vidar32",
+        x_range=(-32.0, 32.0),
+        y_range=(-32.0, 32.0),
         z_range=(-5.0, 3.0),
         ego_box=((-0.8, 0.8), (-1.5, 2.5)),
         squared=True,

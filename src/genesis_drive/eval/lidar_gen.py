@@ -55,7 +55,9 @@ def kernel_matrix(a: torch.Tensor, b: torch.Tensor | None = None, sigma: float =
 
     ``"spectral"``: ``||A - B||_2^2`` is the largest eigenvalue of ``(A - B)(A - B)^T``, taken in
     float32 batches (relative error ~1e-7 of a value that enters ``exp`` as ~1e-4); one small
-    symmetric eigenproblem per pair, ~0.5 ms each on a CPU core. ``"frobenius"``: Gram matrices.
+    symmetric eigenproblem per pair, ~0.5 ms each on a CPU core (a batch whose eigensolver fails to
+    converge, as LAPACK may on degenerate matrices, is computed again as the largest singular value
+    of ``A - B`` in float64: the same norm). ``"frobenius"``: Gram matrices.
     """
     same = b is None
     b = a if same else b
@@ -70,7 +72,10 @@ def kernel_matrix(a: torch.Tensor, b: torch.Tensor | None = None, sigma: float =
         for s in tqdm(range(0, pairs.shape[1], chunk), desc=progress, disable=progress is None, leave=False):
             i, j = pairs[0, s : s + chunk], pairs[1, s : s + chunk]
             diff = a32[i] - b32[j]
-            d2[i, j] = torch.linalg.eigvalsh(diff @ diff.mT)[..., -1].clamp_min(0).to(torch.float64)
+            try:
+                d2[i, j] = torch.linalg.eigvalsh(diff @ diff.mT)[..., -1].clamp_min(0).to(torch.float64)
+            except torch.linalg.LinAlgError:  # LAPACK's eigh can fail on degenerate (e.g. all-zero) matrices
+                d2[i, j] = torch.linalg.svdvals(diff.to(torch.float64))[..., 0].square()  # the same norm, by SVD
         if same:
             d2 = d2 + d2.T
     else:

@@ -26,6 +26,7 @@ from genesis_drive.train.distributed import DistEnv
 from genesis_drive.train.loop import train
 from genesis_drive.train.tasks import TASKS
 from genesis_drive.train.tasks.lidar_ae import (
+    DROP_THRESHOLDS,
     DROPPED,
     LIDAR_AE_PRESETS,
     LIDAR_AE_TASK,
@@ -295,7 +296,11 @@ def test_calibration_gives_unit_normalised_latents(three_steps, root, tmp_path, 
     ae, acfg, info = load_run_model(out, LidarAERunConfig, lambda c: LidarAE(c.model))
     assert info["task"] == "lidar-ae" and info["step"] == 3
     assert acfg.model.shift_factor == pytest.approx(stats["mean"]) and acfg.model.scaling_factor == pytest.approx(1 / stats["std"])
-    assert acfg == replace(cfg, model=replace(cfg.model, shift_factor=acfg.model.shift_factor, scaling_factor=acfg.model.scaling_factor))
+    by = {float(k): v for k, v in stats["chamfer_by_threshold"].items()}
+    assert sorted(by) == sorted(DROP_THRESHOLDS) and stats["drop_threshold"] == min(by, key=by.get)
+    assert acfg.model.drop_threshold == stats["drop_threshold"] and stats["tune_sweeps"] == 4
+    assert acfg == replace(cfg, model=replace(cfg.model, shift_factor=acfg.model.shift_factor, scaling_factor=acfg.model.scaling_factor,
+                                              drop_threshold=acfg.model.drop_threshold))
     assert ae.shift_factor == acfg.model.shift_factor and ae.scaling_factor == acfg.model.scaling_factor
     for k, v in raw.state_dict().items():
         assert torch.equal(v, ae.state_dict()[k]), k

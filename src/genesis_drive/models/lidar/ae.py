@@ -75,6 +75,8 @@ class LidarAEConfig:
     proposal_density: proposal density (1/m) per unit occupancy probability.
     dilate, floor: proposal pdf dilation (intervals) and uniform floor (:func:`.render.sample_pdf`).
     init_logvar: initial bias of the encoder's log-variance outputs.
+    drop_threshold: a decoded beam is dropped when its drop probability exceeds this (0.5 until
+    the calibration step chooses it on training sweeps, ``lidar_ae.calibrate_latents``).
     scaling_factor, shift_factor: latent normalisation ``(z - shift) * scale``.
     """
 
@@ -96,6 +98,7 @@ class LidarAEConfig:
     dilate: int = 1
     floor: float = 0.02
     init_logvar: float = -6.0
+    drop_threshold: float = 0.5
     scaling_factor: float = 1.0
     shift_factor: float = 0.0
 
@@ -123,6 +126,8 @@ class LidarAEConfig:
         if not (self.density_scale > 0 and self.proposal_density > 0):
             raise ConfigError(f"model.density_scale and model.proposal_density must be positive, got "
                               f"{self.density_scale}, {self.proposal_density}")
+        if not 0.0 < self.drop_threshold < 1.0:
+            raise ConfigError(f"model.drop_threshold must be a probability in (0, 1), got {self.drop_threshold}")
         if not 0.0 < self.floor <= 1.0:
             raise ConfigError(f"model.floor must be a fraction in (0, 1], got {self.floor}")
         check_codec_config(self.init_logvar, self.scaling_factor, self.shift_factor)

@@ -75,11 +75,11 @@ class BeamRender(NamedTuple):
     dirs: torch.Tensor
     ring: torch.Tensor
 
-    def kept(self, drop_threshold: float = 0.5) -> torch.Tensor:
+    def kept(self, drop_threshold: float) -> torch.Tensor:
         """(b n) bool: valid beams whose drop probability is at most ``drop_threshold``."""
         return self.valid & (self.drop <= drop_threshold)
 
-    def points(self, drop_threshold: float = 0.5) -> list[torch.Tensor]:
+    def points(self, drop_threshold: float) -> list[torch.Tensor]:
         """Per sweep the kept beams' points ``(n_i, 5)`` float32 ``[x, y, z, 0, ring]`` (sensor
         frame, metres), in beam order."""
         keep = self.kept(drop_threshold)
@@ -118,15 +118,17 @@ def render_beams(model: LidarAE, plane: torch.Tensor, beams: BeamModel, *, origi
 
 
 @torch.no_grad()
-def decode_sweep(model: LidarAE, latents: torch.Tensor, beams: BeamModel, *, drop_threshold: float = 0.5,
+def decode_sweep(model: LidarAE, latents: torch.Tensor, beams: BeamModel, *, drop_threshold: float | None = None,
                  chunk: int = 4096, origins: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Normalised latents (b c h' w') -> one sweep per latent: ``(n_i, 5)`` float32 points
     ``[x, y, z, intensity = 0, ring]`` in the sensor frame (see the module doc), the beams of
-    ``beams`` whose drop probability exceeds ``drop_threshold`` or that miss the grid removed.
+    ``beams`` whose drop probability exceeds ``drop_threshold`` (None: the model's calibrated
+    ``cfg.drop_threshold``) or that miss the grid removed.
     ``origins`` (b 3, metres, grid frame) places the sensor (None = the grid origin)."""
     with torch.autocast(latents.device.type, enabled=False):
         plane = model.decode(latents.float())
-    return render_beams(model, plane, beams, origins=origins, chunk=chunk).points(drop_threshold)
+    thr = model.cfg.drop_threshold if drop_threshold is None else drop_threshold
+    return render_beams(model, plane, beams, origins=origins, chunk=chunk).points(thr)
 
 
 @torch.no_grad()
@@ -140,12 +142,12 @@ def reconstruct_beams(model: LidarAE, occupancy: torch.Tensor, beams: BeamModel,
     return render_beams(model, plane, beams, origins=origins, chunk=chunk), z
 
 
-def reconstruct_sweep(model: LidarAE, occupancy: torch.Tensor, beams: BeamModel, *, drop_threshold: float = 0.5,
+def reconstruct_sweep(model: LidarAE, occupancy: torch.Tensor, beams: BeamModel, *, drop_threshold: float | None = None,
                       chunk: int = 4096, origins: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Occupancy grids (b z h w) -> their reconstructed sweeps through the posterior mean: as
     :func:`decode_sweep` of the encoded latents."""
     render, _ = reconstruct_beams(model, occupancy, beams, origins=origins, chunk=chunk)
-    return render.points(drop_threshold)
+    return render.points(model.cfg.drop_threshold if drop_threshold is None else drop_threshold)
 
 
 def write_pcd_bin(path: str | Path, points: torch.Tensor | np.ndarray) -> Path:

@@ -286,7 +286,8 @@ def calibrate_codec(run: str | Path, data_root: str | Path, out: str | Path, *,
                     load: Callable[[Path], tuple[LatentCodec, Any, dict]],
                     inputs: Callable[[Any], tuple[int, Iterable[torch.Tensor]]],
                     statistics: Callable[[LatentCodec, Iterable[torch.Tensor]], LatentStats] = latent_statistics,
-                    unit: str = "clip", progress: bool = True) -> dict[str, float]:
+                    unit: str = "clip", progress: bool = True, model_updates: dict | None = None,
+                    extra_record: dict | None = None) -> dict[str, float]:
     """Measure a trained codec's raw-latent statistics and write it, calibrated, as the checkpoint
     directory ``out`` (shared by the ``*-vae`` / ``*-ae`` calibrations).
 
@@ -297,8 +298,9 @@ def calibrate_codec(run: str | Path, data_root: str | Path, out: str | Path, *,
     source checkpoint's EMA weights with ``model.shift_factor = mean`` and ``model.scaling_factor =
     1 / std`` (so the normalised latents have zero mean and unit variance on these inputs) and the
     record under ``latent_statistics`` in its ``state.json`` (with the source checkpoint and
-    ``data_root``). Returns the record: ``mean``, ``std``, ``count`` (latent elements) and
-    ``<unit>s`` (inputs measured)."""
+    ``data_root``). ``model_updates`` are further ``model.*`` config values written with them (e.g. a
+    tuned decision threshold), ``extra_record`` further entries of the record. Returns the record:
+    ``mean``, ``std``, ``count`` (latent elements), ``<unit>s`` (inputs measured) and ``extra_record``."""
     from tqdm import tqdm
 
     from ..checkpoint import export_checkpoint
@@ -307,9 +309,9 @@ def calibrate_codec(run: str | Path, data_root: str | Path, out: str | Path, *,
     count, it = inputs(cfg)
     with torch.no_grad():  # the inputs are produced lazily inside the statistics
         stats = statistics(codec, tqdm(it, total=count, desc="latent statistics", unit=unit, disable=not progress))
-    record = {"mean": stats.mean, "std": stats.std, "count": stats.count, f"{unit}s": count}
-    export_checkpoint(info["checkpoint"], out,
-                      config_updates={"model": {"shift_factor": stats.mean, "scaling_factor": 1.0 / stats.std}},
+    record = {"mean": stats.mean, "std": stats.std, "count": stats.count, f"{unit}s": count, **(extra_record or {})}
+    updates = {"shift_factor": stats.mean, "scaling_factor": 1.0 / stats.std, **(model_updates or {})}
+    export_checkpoint(info["checkpoint"], out, config_updates={"model": updates},
                       extra_state={"latent_statistics": {**record, "source": info["checkpoint"], "data_root": str(data_root)}})  # fmt: skip
     return record
 

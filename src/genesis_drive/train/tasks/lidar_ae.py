@@ -24,7 +24,7 @@ with the KL weight rising linearly from 0 to ``loss.kl`` over ``kl_warmup_steps`
 (:func:`kl_weight_at`, set in :meth:`LidarAETask.on_step`).
 
 Evaluation (:func:`evaluate_sweeps`, up to ``eval_sweeps`` held-out sweeps, posterior mean, fp32):
-the whole beam grid is rendered from the sensor; beams with drop probability > 0.5 are dropped,
+the whole beam grid is rendered from the sensor; beams with drop probability > ``model.drop_threshold`` are dropped,
 the rest give points ``o + D d``. ``chamfer``: :func:`genesis_drive.eval.chamfer.chamfer_distance`
 (squared, m^2) against the real sweep, both clouds cut to the ViDAR/HERMES region intersected with
 the model's grid volume and the ViDAR ego box removed; ``depth_l1`` (m) on the returned beams
@@ -42,7 +42,7 @@ the raw latents' mean / std over training sweeps (shared with the camera VAE:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -79,6 +79,8 @@ __all__ = [
     "kl_weight_at",
     "sample_rays",
     "evaluate_sweeps",
+    "tune_drop_threshold",
+    "DROP_THRESHOLDS",
     "render_sweep",
     "calibrate_latents",
     "LIDAR_AE_PRESETS",
@@ -258,7 +260,7 @@ def evaluate_sweeps(model: LidarAE, index: ClipIndex, picks: list[int], transfor
         s = transform(clip)
         render, z = reconstruct_beams(model, s["occupancy"][None].to(env.device), transform.beams, chunk=chunk)
         depth, p_drop, valid = render.depth[0].cpu(), render.drop[0].cpu(), render.valid[0].cpu()
-        pred = filter_points(render.points(0.5)[0][:, :3].cpu().double().numpy(), **region)
+        pred = filter_points(render.points(model.cfg.drop_threshold)[0][:, :3].cpu().double().numpy(), **region)
         gt = filter_points(pts[:, :3].double().numpy(), **region)
         label = s["ray_label"]
         ret = label == RETURNED
@@ -269,7 +271,7 @@ def evaluate_sweeps(model: LidarAE, index: ClipIndex, picks: list[int], transfor
         else:
             row[2] = 1.0
         row[3], row[4] = (depth - s["ray_depth"]).abs()[ret].double().sum(), ret.sum()
-        row[5], row[6] = ((p_drop > 0.5) == (label == DROPPED))[scored].sum(), scored.sum()
+        row[5], row[6] = ((p_drop > model.cfg.drop_threshold) == (label == DROPPED))[scored].sum(), scored.sum()
         row[7] = len(pred) / max(len(gt), 1)
         zd = z.double()
         row[8], row[9], row[10] = zd.sum(), zd.square().sum(), zd.numel()
@@ -287,32 +289,75 @@ def evaluate_sweeps(model: LidarAE, index: ClipIndex, picks: list[int], transfor
     }
 
 
-def calibrate_latents(run: str | Path, data_root: str | Path, out: str | Path, *, sweeps: int = 64,
+#: Drop thresholds the calibration chooses from.
+DROP_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5)
+
+
+@torch.no_grad()
+def tune_drop_threshold(model: LidarAE, sweeps: Sequence[torch.Tensor], beams: BeamModel,
+                        candidates: Sequence[float] = DROP_THRESHOLDS, chunk: int = 4096) -> tuple[float, dict[float, float]]:
+    """The drop threshold of ``candidates`` whose reconstructions of ``sweeps`` (``(n, >= 3)``
+    sensor-frame points; training sweeps, never held-out ones) have the lowest mean Chamfer (m^2,
+    the region of :func:`evaluate_sweeps`), and the mean Chamfer of every candidate. The drop head
+    is trained on a class balance of its own (``rays.returned_fraction``), so its 0.5 is not the
+    decision that places the points best."""
+    if not sweeps or not candidates:
+        raise ConfigError("tune_drop_threshold needs at least one sweep and one candidate threshold")
+    region = _region(model.cfg.grid)
+    total = {float(c): 0.0 for c in candidates}
+    for pts in sweeps:
+        occ = voxelize(model.cfg.grid, pts)
+        render, _ = reconstruct_beams(model, occ, beams, chunk=chunk)
+        gt = filter_points(pts[:, :3].double().numpy(), **region)
+        for c in total:
+            pred = filter_points(render.points(c)[0][:, :3].double().numpy(), **region)
+            total[c] += chamfer_distance(pred, gt, squared=True, workers=1) if len(pred) and len(gt) else math.inf
+    mean = {c: v / len(sweeps) for c, v in total.items()}
+    return min(mean, key=mean.get), mean
+
+
+def calibrate_latents(run: str | Path, data_root: str | Path, out: str | Path, *, sweeps: int = 64, tune_sweeps: int = 16,
                       progress: bool = True) -> dict[str, float]:
     """Measure the raw-latent statistics of a trained LiDAR AE and write it, calibrated, as the
     checkpoint directory ``out`` (:func:`~genesis_drive.train.tasks.camera_vae.calibrate_codec`):
     its EMA weights with ``model.shift_factor = mean`` and ``model.scaling_factor = 1 / std`` of
     the posterior means of up to ``sweeps`` evenly spread sweeps of the run's *training* scenes of
     ``data_root`` (its clips, no manifest filter; each voxelised to the model's grid), so that the
-    normalised latents a LiDAR DiT trains on have zero mean and unit variance. The statistics and
-    the source checkpoint are recorded in ``out/state.json`` under ``latent_statistics``. Returns
-    them (``mean``, ``std``, ``count`` latent elements, ``sweeps``)."""
+    normalised latents a LiDAR DiT trains on have zero mean and unit variance; and
+    ``model.drop_threshold`` chosen by :func:`tune_drop_threshold` on ``tune_sweeps`` of those
+    sweeps (0 = keep the model's). The statistics, the Chamfer of each threshold and the source
+    checkpoint are recorded in ``out/state.json`` under ``latent_statistics``. Returns the record
+    (``mean``, ``std``, ``count`` latent elements, ``sweeps``, ``drop_threshold``, ``chamfer_by_threshold``)."""
     from ..checkpoint import load_run_model
 
-    if sweeps < 1:
-        raise ConfigError(f"sweeps must be >= 1, got {sweeps}")
+    if sweeps < 1 or tune_sweeps < 0:
+        raise ConfigError(f"sweeps must be >= 1 and tune_sweeps >= 0, got {sweeps}, {tune_sweeps}")
+    load = lambda p: load_run_model(p, LidarAERunConfig, lambda c: LidarAE(c.model))  # noqa: E731
 
-    def inputs(cfg: LidarAERunConfig) -> tuple[int, Iterable[torch.Tensor]]:
+    def training_index(cfg: LidarAERunConfig) -> ClipIndex:
         reader = NuScenesReader(data_root)
         train, _ = scene_split(reader, cfg.val_scenes)
         index = ClipIndex(reader, clip_spec_of(cfg), scenes=train)
         if len(index) == 0:
             raise DataError(f"no clips with a {LIDAR} sweep in the training scenes to calibrate on", data_root, "clips.lidar")
+        return index
+
+    def inputs(cfg: LidarAERunConfig) -> tuple[int, Iterable[torch.Tensor]]:
+        index = training_index(cfg)
         picks = spread(len(index), sweeps)
         return len(picks), (voxelize(cfg.model.grid, sweep_of(index.load(i))) for i in picks)
 
-    return calibrate_codec(run, data_root, out, load=lambda p: load_run_model(p, LidarAERunConfig, lambda c: LidarAE(c.model)),
-                           inputs=inputs, unit="sweep", progress=progress)
+    updates, extra = {}, {}
+    if tune_sweeps:
+        model, cfg, _ = load(Path(run))
+        index = training_index(cfg)
+        pts = [sweep_of(index.load(i)) for i in spread(len(index), tune_sweeps)]
+        beams = estimate_beams(pts, cfg.rays.azimuth_bins or None)
+        best, by = tune_drop_threshold(model, pts, beams)
+        updates["drop_threshold"] = best
+        extra = {"drop_threshold": best, "chamfer_by_threshold": {str(k): v for k, v in by.items()}, "tune_sweeps": len(pts)}
+    return calibrate_codec(run, data_root, out, load=load, inputs=inputs, unit="sweep", progress=progress,
+                           model_updates=updates, extra_record=extra)  # fmt: skip
 
 
 def bev_image(grid: BEVGrid, occupied: torch.Tensor) -> np.ndarray:
@@ -412,11 +457,11 @@ class LidarAETask(ClipTask):
     @torch.no_grad()
     def preview(self, model: nn.Module, batch: dict) -> dict[str, np.ndarray]:
         """``bev`` PNG: per sweep a row of real occupancy (any height bin) | BEV cells hit by the
-        reconstructed points (beams with drop probability <= 0.5), forward up."""
+        reconstructed points (beams with drop probability <= ``model.drop_threshold``), forward up."""
         grid = self.cfg.model.grid
         render, _ = reconstruct_beams(model, batch["occupancy"], self.beams(), chunk=self.cfg.render_chunk)
         rows = []
-        for i, pts in enumerate(render.points(0.5)):
+        for i, pts in enumerate(render.points(self.cfg.model.drop_threshold)):
             rec = voxelize(grid, pts).amax(dim=1)[0]
             real = batch["occupancy"][i].amax(dim=0)
             a, b = bev_image(grid, real), bev_image(grid, rec)
