@@ -20,7 +20,9 @@ Rows (each the same ``genesis-drive generate --modalities lidar`` a user runs, t
 
 Writes ``OUT/<row>/`` (the generated sweeps), ``OUT/forecast.json`` (every metric with its bootstrap
 interval, timings, machine, command) and ``OUT/forecast.md`` (the table), and ``OUT/forecast.png``:
-for one keyframe, BEV of the real future sweep | copy-reference | forecast at +1, +2, +3 s.
+for one keyframe, BEV of the real future sweep | copy-reference | forecast at +1, +2, +3 s, and
+``OUT/forecast_on_cameras.png``: the real (top) and forecast (bottom) sweep 1 s ahead projected onto
+that keyframe's real front and back images.
 """
 
 from __future__ import annotations
@@ -82,6 +84,34 @@ def bev_picture(path: Path, root: Path, out: Path, rows: list[str], extent: floa
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def camera_picture(path: Path, root: Path, out: Path, row: str, offset: int = 2) -> None:
+    """The real future sweep and the ``row`` forecast ``offset`` keyframes ahead projected onto that
+    keyframe's real CAM_FRONT and CAM_BACK images (coloured by depth), one row each."""
+    from genesis_drive.layout.frames import CameraModel
+    from genesis_drive.viz.overlay import draw_lidar
+    from genesis_drive.viz.video import write_png
+
+    reader = NuScenesReader(root)
+    gen = {(s.sample_token, s.offset): s.path for s in scan_generated_sweeps(out / row)}
+    token = sorted({t for t, _ in gen})[0]
+    tok = token
+    for _ in range(offset):
+        tok = reader.nusc.get("sample", tok)["next"]
+    data = reader.nusc.get("sample", tok)["data"]
+    sweep = reader.lidar_sweep(data["LIDAR_TOP"])
+    rows = []
+    for pts in (sweep.points, read_lidar_points(gen[(token, offset)])):
+        world = sweep.ego_to_global.apply(sweep.sensor_to_ego.apply(np.asarray(pts[:, :3], dtype=np.float64)))
+        tiles = []
+        for ch in ("CAM_FRONT", "CAM_BACK"):
+            frame = reader.camera_frame(data[ch])
+            h, w = frame.image.shape[:2]
+            cam = CameraModel(ch, frame.intrinsics, frame.sensor_to_ego.matrix(), w, h)
+            tiles.append(draw_lidar(frame.image, cam, frame.ego_to_global.inverse().apply(world), max_depth=40.0))
+        rows.append(np.concatenate(tiles, axis=1))
+    write_png(path, np.concatenate(rows, axis=0))
 
 
 def main() -> int:
@@ -146,6 +176,8 @@ def main() -> int:
     pic = [r for r in ("copy-reference", "forecast") if r in results]
     if pic:
         bev_picture(a.out / "forecast.png", a.root, a.out, pic)
+    if "forecast" in results:
+        camera_picture(a.out / "forecast_on_cameras.png", a.root, a.out, "forecast")
     return 0
 
 
