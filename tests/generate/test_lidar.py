@@ -4,7 +4,6 @@ points, determinism under a seed, checkpoint checks and bad input."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -31,14 +30,6 @@ from ..data.handmade import write_handmade
 from ..train.tasks.test_lidar_ae import small_config
 from ..train.tasks.test_lidar_dit import config as dit_config
 from .tiny_checkpoints import save_vae
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,6 @@ SMALL = VideoVAEConfig(widths=(12, 12, 24), time_down=(True, True), time_kernels
                        decoder_blocks_per_level=1, mid_blocks=1, patch_size=2, groups=4, latent_channels=4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make(cfg: VideoVAEConfig = SMALL, seed: int = 0, randomise: bool = True) -> VideoVAE:
     """A VAE under ``seed``; ``randomise`` re-draws every convolution (the zero-initialised branches
     too), so that every path carries signal and a leak through any of them would show."""

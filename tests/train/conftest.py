@@ -46,16 +46,6 @@ def make_jpeg_root(root: Path, n_per_channel: int = 10, channels=("CAM_FRONT", "
     return root
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: fast on a shared 2-core machine, and the same arithmetic as the
-    subprocesses (which run with OMP_NUM_THREADS=1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def jpeg_root(tmp_path_factory) -> Path:
     return make_jpeg_root(tmp_path_factory.mktemp("nusc"))

@@ -172,7 +172,6 @@ def rasterize_bev(map_layers: MapLayers, boxes: Sequence[Box3D], config: BevConf
     """
     s = config.supersample
     fh, fw = config.grid.height * s, config.grid.width * s
-    names = bev_channel_names(config)
     masks = np.zeros((len(config.map_layers) + len(config.classes), fh, fw), dtype=np.uint8)
     heading = np.zeros((2, fh, fw), dtype=np.float32)
     thickness = max(1, int(round(config.line_width / config.grid.resolution * s)))

@@ -41,14 +41,6 @@ SMALL = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_config(*extra: str) -> CameraVAEConfig:
     return apply_overrides(CAMERA_VAE_PRESETS["tiny"](), [*SMALL, *extra])
 

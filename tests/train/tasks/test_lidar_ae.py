@@ -55,14 +55,6 @@ SMALL = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_config(*extra: str) -> LidarAERunConfig:
     return apply_overrides(LIDAR_AE_PRESETS["tiny"](), [*SMALL, *extra])
 

@@ -34,14 +34,6 @@ from .test_lidar_ae import small_config
 HORIZON = 2  # the hand-made root has 4 keyframes: 2 clips of 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def nets(tmp_path_factory):
     """A random small lidar-ae checkpoint (grid +-24 m at 1.5 m, 2x down, 4 latent channels) and a
