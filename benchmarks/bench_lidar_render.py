@@ -2,6 +2,7 @@
 
     python benchmarks/bench_lidar_render.py [--preset tiny] [--threads 1] [--beams 32] [--azimuths 1084]
         [--chunk 1024] [--warmup 1] [--repeats 3] [--device cpu] [--json OUT.json]
+        [--bake-z 64] [--bake-xy 1] [--bake-proposal 32] [--bake-fine 16] [--bake-chunk 2048]
 
 A randomly initialised :class:`~genesis_drive.models.lidar.ae.LidarAE` of ``--preset`` (weights
 do not change the compute: every ray evaluates ``n_proposal`` occupancy lookups and ``sum(n_fine)``
@@ -15,11 +16,21 @@ inference (eval mode, no grad). Timed
 2. ``render``: feature plane -> depth and drop logit of every ray (proposal + importance passes
    of the density MLP + drop head), in chunks of ``--chunk`` rays. Rays/s = rays / render time.
 3. ``proposal``: the proposal pass alone (uniform occupancy lookups + compositing), for context.
+4. ``bake``: the density field on the lattice of :class:`~genesis_drive.models.lidar.bake.BakeConfig`
+   (``--bake-z`` heights x ``--bake-xy``-times finer BEV cells); ``baked_render``: every ray by
+   :func:`~genesis_drive.models.lidar.bake.render_baked` (``--bake-proposal`` uniform lookups +
+   importance passes of ``--bake-fine`` + drop head). ``baked_rays_per_s`` excludes the bake,
+   ``baked_rays_per_s_with_bake`` includes it (one bake per sweep); ``baked_depth_diff_*``: |baked -
+   exact| depth (metres, valid rays) of this random model, for context.
+
+The exact render, the bake and the baked render are timed interleaved (one of each per repeat) so
+that load from other jobs falls on all of them alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -29,6 +40,7 @@ import torch
 
 from genesis_drive.data.atomic import atomic_write_json
 from genesis_drive.models.lidar.ae import PRESETS, LidarAE
+from genesis_drive.models.lidar.bake import BakeConfig, bake_density, render_baked
 from genesis_drive.models.lidar.render import ray_box_interval, render_uniform
 from genesis_drive.models.lidar.voxel import sample_volume
 from genesis_drive.world.config import LidarConfig
@@ -50,6 +62,22 @@ def timed(fn, warmup: int, repeats: int, device: str) -> float:
     return statistics.median(times)
 
 
+def timed_interleaved(fns: dict, warmup: int, repeats: int, device: str) -> dict[str, float]:
+    """Median seconds of each of ``fns`` (name -> callable), run one after the other per repeat."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for i in range(warmup + repeats):
+        for k, fn in fns.items():
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            fn()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
@@ -61,6 +89,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--bake-z", type=int, default=64)
+    ap.add_argument("--bake-xy", type=int, default=1)
+    ap.add_argument("--bake-proposal", type=int, default=32)
+    ap.add_argument("--bake-fine", type=int, nargs="+", default=[16])
+    ap.add_argument("--bake-chunk", type=int, default=2048)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -83,8 +116,18 @@ def main(argv: list[str] | None = None) -> dict:
         plane = model.decode(z)
         res["encode_s"] = timed(lambda: model.encode(occ), args.warmup, args.repeats, args.device)
         res["decode_s"] = timed(lambda: model.decode(z), args.warmup, args.repeats, args.device)
-        res["render_s"] = timed(lambda: model.render(plane, origins, dirs, chunk=args.chunk), args.warmup,
-                                args.repeats, args.device)
+        bake = BakeConfig(z_samples=args.bake_z, xy_factor=args.bake_xy, n_proposal=args.bake_proposal,
+                          n_fine=tuple(args.bake_fine), chunk=args.bake_chunk)
+        volume = bake_density(model, plane, bake)
+        t = timed_interleaved({"render_s": lambda: model.render(plane, origins, dirs, chunk=args.chunk),
+                               "bake_s": lambda: bake_density(model, plane, bake),
+                               "baked_render_s": lambda: render_baked(model, plane, volume, origins, dirs, bake)},
+                              args.warmup, args.repeats, args.device)
+        res.update(t)
+        exact, baked = model.render(plane, origins, dirs, chunk=args.chunk), render_baked(model, plane, volume, origins, dirs, bake)
+        diff = (baked.depth - exact.depth).abs()[exact.valid]
+        res.update(bake_z=args.bake_z, bake_xy=args.bake_xy, bake_proposal=args.bake_proposal, bake_fine=list(args.bake_fine),
+                   baked_depth_diff_median_m=float(diff.median()), baked_depth_diff_p90_m=float(diff.quantile(0.9)))
         occ_p = torch.sigmoid(model.split(plane).occupancy)
         t0, t1, _ = ray_box_interval(origins, dirs, cfg.grid.lower, cfg.grid.upper, cfg.near, cfg.far)
 
@@ -97,6 +140,9 @@ def main(argv: list[str] | None = None) -> dict:
         res["proposal_s"] = timed(proposal_only, args.warmup, args.repeats, args.device)
     res["rays_per_s"] = res["rays"] / res["render_s"]
     res["field_samples_per_s"] = res["rays"] * sum(cfg.n_fine) / res["render_s"]
+    res["baked_rays_per_s"] = res["rays"] / res["baked_render_s"]
+    res["baked_rays_per_s_with_bake"] = res["rays"] / (res["baked_render_s"] + res["bake_s"])
+    res["load_avg_1min"] = os.getloadavg()[0]
     for k, v in res.items():
         print(f"{k:>20}: {v:.4g}" if isinstance(v, float) else f"{k:>20}: {v}")
     if args.json:

@@ -31,7 +31,8 @@ def test_good_arguments_pass(tmp_path):
     (("--mode", "noisy-latent", "--strength", "1.5"), r"--strength must be in \[0, 1\], got 1.5"),
     (("--mode", "noisy-latent", "--strength", "-0.1"), r"--strength must be in \[0, 1\]"),
     (("--strength", "0.5"), "--strength applies to --mode noisy-latent only"),
-    (("--modalities", "camera,lidar"), "joint camera \\+ LiDAR generation is not available yet"),
+    (("--modalities", "camera,lidar", "--mode", "forecast"), "--mode: unknown camera mode 'forecast'"),
+    (("--modalities", "camera", "--lidar-reference", "none"), "--lidar-reference applies to --modalities camera,lidar only"),
     (("--modalities", "sonar"), r"--modalities: unknown \['sonar'\]"),
     (("--guidance", "-1"), "--guidance must be >= 0"),
     (("--sampler", "rk4"), "unknown sampler"),
@@ -57,6 +58,7 @@ def test_modalities_parsing():
     assert parse_modalities(["camera"]) == ("camera",)
     assert parse_modalities(["camera,", "CAMERA"]) == ("camera",)
     assert parse_modalities(["LIDAR"]) == ("lidar",)
+    assert parse_modalities(["lidar,camera"]) == parse_modalities(["camera", "lidar"]) == ("camera", "lidar")
     with pytest.raises(ConfigError, match="give one of"):
         parse_modalities([","])
 

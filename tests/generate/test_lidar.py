@@ -8,28 +8,18 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from genesis_drive.cli import main
-from genesis_drive.config import config_to_dict
 from genesis_drive.data.nuscenes import NuScenesReader, read_lidar_points
 from genesis_drive.errors import ConfigError, DataError
 from genesis_drive.eval.chamfer import CHAMFER_PROTOCOLS
 from genesis_drive.eval.lidar import LidarEvaluator, scan_generated_sweeps
 from genesis_drive.generate.checkpoints import checkpoint_dirs
 from genesis_drive.generate.lidar import forecast_root, load_lidar_networks
-from genesis_drive.models.camera.vae import VideoVAE
-from genesis_drive.models.lidar.ae import LidarAE
-from genesis_drive.models.lidar.dit import LidarDiT
-from genesis_drive.train import checkpoint as ckpt
-from genesis_drive.train.checkpoint import load_run_model
-from genesis_drive.train.tasks.camera_vae import CameraVAEConfig
 from genesis_drive.train.tasks.lidar_dit import move_points
 
 from ..data.handmade import write_handmade
-from ..train.tasks.test_lidar_ae import small_config
-from ..train.tasks.test_lidar_dit import config as dit_config
-from .tiny_checkpoints import save_vae
+from .tiny_checkpoints import save_lidar, save_vae
 
 
 @pytest.fixture(scope="module")
@@ -41,24 +31,7 @@ def root(tmp_path_factory):
 def lidar_ckpts(tmp_path_factory):
     """DIR/lidar_ae, DIR/camera_vae, DIR/lidar_dit (random weights, non-zero output) as training writes them."""
     base = tmp_path_factory.mktemp("lckpt")
-    cfg = small_config()
-    torch.manual_seed(0)
-    ae = LidarAE(cfg.model)
-    ckpt.save_checkpoint(base / "lidar_ae", 1, model=ae.state_dict(), optimizer={}, ema=None,
-                         state={"task": "lidar-ae", "config": config_to_dict(cfg)}, keep_last=1)  # fmt: skip
-    vae_run = save_vae(base / "camera_vae")
-    dcfg = dit_config((base / "lidar_ae", vae_run))
-    torch.manual_seed(1)
-    dit = LidarDiT(dcfg.model)
-    with torch.no_grad():
-        for p in dit.parameters():
-            if (p == 0).all():
-                p.copy_(torch.randn_like(p) * 0.05)
-    vae, _, _ = load_run_model(vae_run, CameraVAEConfig, lambda c: VideoVAE(c.model))
-    frozen = {"ae": ae.version, "vae": vae.version}  # what the training loop records
-    ckpt.save_checkpoint(base / "lidar_dit", 1, model=dit.state_dict(), optimizer={}, ema=None,
-                         state={"task": "lidar-dit", "config": config_to_dict(dcfg), "frozen": frozen}, keep_last=1)  # fmt: skip
-    return base
+    return save_lidar(base, save_vae(base / "camera_vae"))
 
 
 def _clouds(out):

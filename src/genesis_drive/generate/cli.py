@@ -11,6 +11,11 @@ camera images; OUT holds ``<sample_token>/<k>.pcd.bin`` (the layout ``genesis-dr
 reads; :mod:`generate.lidar`). ``--mode copy-reference`` writes the baseline (the keyframe's sweep
 moved by the ego motion), ``--mode reconstruct`` the LiDAR AE's round trip of the true sweeps.
 
+``--modalities camera,lidar``: joint generation (:mod:`generate.joint`): the camera video first
+(``--mode`` a camera mode), then every keyframe sweep after the first by the LiDAR DiT from the
+generated video, the layout and (``--lidar-reference real``) keyframe 0's real sweep, then its own
+sweeps; OUT is one nuScenes-format root with the generated camera frames and LiDAR keyframe sweeps.
+
 Networks: ``--checkpoints DIR`` (layout in :mod:`generate.checkpoints`), default the shipped ones.
 Bad input (options, checkpoints, the source root, an occupied OUT) is one clear error line (exit
 code 1) before any sampling; OUT is written into a temporary sibling and renamed at the end, so a
@@ -25,15 +30,18 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from .camera import MODES
+from .joint import LIDAR_REFERENCES
 from .lidar import LIDAR_MODES
 
 __all__ = [
-    "register", "add_arguments", "check_arguments", "parse_modalities", "strength", "run",
-    "MODES", "LIDAR_MODES", "MODALITIES", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_STRENGTH",
+    "register", "add_arguments", "check_arguments", "parse_modalities", "is_joint", "strength", "run",
+    "MODES", "LIDAR_MODES", "MODALITIES", "JOINT", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_STRENGTH",
 ]  # fmt: skip
 
-#: Modalities that can be generated now (one at a time: joint camera + LiDAR generation is not built yet).
+#: Modalities that can be generated: one of them, or both together (:data:`JOINT`).
 MODALITIES = ("camera", "lidar")
+#: The joint modalities, as :func:`parse_modalities` returns them.
+JOINT = ("camera", "lidar")
 
 #: Sampler defaults (Euler steps, classifier-free guidance scale).
 DEFAULT_STEPS = 20
@@ -48,6 +56,8 @@ examples:
   genesis-drive generate --from ROOT --out OUT --modalities camera --mode noisy-latent --strength 0.6 --checkpoints runs/ckpts
   genesis-drive generate --from data/st_heldout --out gen/lidar --modalities lidar --mode forecast --seed 0
   genesis-drive generate --from data/st_heldout --out gen/lidar-nocam --modalities lidar --mode forecast --drop-conditions camera
+  genesis-drive generate --from data/st_heldout --out gen/joint --modalities camera,lidar --mode free --seed 0
+  genesis-drive generate --from data/st_heldout --out gen/joint-noref --modalities camera lidar --lidar-reference none
 """
 
 
@@ -63,9 +73,13 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p.add_argument("--from", dest="source", metavar="ROOT", type=Path, required=True, help="source nuScenes-format root (layouts, captions)")
     p.add_argument("--out", metavar="OUT", type=Path, required=True, help="generated nuScenes-format root to write (must not exist or be empty)")
     p.add_argument("--modalities", nargs="+", default=["camera"], metavar="M",
-                   help="what to generate: camera or lidar (joint camera,lidar: not built yet)")
+                   help="what to generate: camera, lidar, or camera,lidar (joint: the LiDAR from the generated video)")
     p.add_argument("--mode", default=None, metavar="MODE",
-                   help=f"camera: {' | '.join(MODES)} (default free); lidar: {' | '.join(LIDAR_MODES)} (default forecast)")
+                   help=f"camera and camera,lidar: {' | '.join(MODES)} (default free); lidar: {' | '.join(LIDAR_MODES)} "
+                        "(default forecast)")
+    p.add_argument("--lidar-reference", default=None, metavar="REF",
+                   help=f"camera,lidar only: {' | '.join(LIDAR_REFERENCES)}: the LiDAR DiT's reference sweep is keyframe 0's "
+                        "real sweep, then its own generated sweeps (real), or dropped (none: layout + video only); default real")
     p.add_argument("--drop-conditions", nargs="+", default=[], metavar="GROUP",
                    help="lidar forecast only: condition groups left out at sampling, for ablations (reference, camera, "
                         "layout, boxes, ego)")
@@ -79,7 +93,8 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                    help=f"classifier-free guidance scale (1 = none, half the cost; default {DEFAULT_GUIDANCE})")
     p.add_argument("--sampler", default="euler", metavar="NAME", help="euler | heun (default: euler)")
     p.add_argument("--checkpoints", metavar="DIR", type=Path, default=None,
-                   help="folder with camera_vae/ and camera_dit/ runs (default: the shipped checkpoints)")
+                   help="folder with camera_vae/ and camera_dit/ runs (lidar: lidar_ae/, lidar_dit/, camera_vae/; camera,lidar: "
+                        "all four; default: the shipped checkpoints)")
     p.add_argument("--captions", metavar="MANIFEST", type=Path, default=None,
                    help="DataCrafter manifest of ROOT with caption embeddings (`genesis-drive curate ROOT --out M`): "
                         "each chunk is generated under its best-overlapping clip's caption (default: no caption)")
@@ -96,18 +111,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_modalities(values: list[str]) -> tuple[str, ...]:
     """``--modalities`` values (space and / or comma separated) -> modality names, checked: one
-    modality at a time (joint camera + LiDAR generation is refused with "not available yet"; no
-    silent single-modality fallback)."""
+    modality, or both (returned as :data:`JOINT`, whatever order they were given in)."""
     names = tuple(dict.fromkeys(m.strip().lower() for v in values for m in v.split(",") if m.strip()))
     if not names:
         raise ConfigError("--modalities: give one of " + " | ".join(MODALITIES))
     unknown = [m for m in names if m not in MODALITIES]
     if unknown:
         raise ConfigError(f"--modalities: unknown {unknown}; expected {' | '.join(MODALITIES)}")
-    if len(names) > 1:
-        raise ConfigError(f"--modalities {','.join(names)}: joint camera + LiDAR generation is not available yet; "
-                          "generate --modalities camera and --modalities lidar separately")  # fmt: skip
-    return names
+    return JOINT if set(names) == set(JOINT) else names
+
+
+def is_joint(args: argparse.Namespace) -> bool:
+    """Whether the options ask for joint camera + LiDAR generation."""
+    return parse_modalities(args.modalities) == JOINT
 
 
 def mode_of(args: argparse.Namespace) -> str:
@@ -123,6 +139,15 @@ def check_arguments(args: argparse.Namespace) -> None:
     mode, modes = mode_of(args), (LIDAR_MODES if lidar else MODES)
     if mode not in modes:
         raise ConfigError(f"--mode: unknown {'lidar' if lidar else 'camera'} mode {mode!r}; expected {' | '.join(modes)}")
+    reference = getattr(args, "lidar_reference", None)
+    if is_joint(args):
+        if args.drop_conditions:
+            raise ConfigError("--drop-conditions applies to --modalities lidar only (with camera,lidar the reference is "
+                              "chosen by --lidar-reference real | none)")  # fmt: skip
+        if reference is not None and reference not in LIDAR_REFERENCES:
+            raise ConfigError(f"--lidar-reference: unknown {reference!r}; expected {' | '.join(LIDAR_REFERENCES)}")
+    elif reference is not None:
+        raise ConfigError("--lidar-reference applies to --modalities camera,lidar only")
     if args.drop_conditions and mode != "forecast":
         raise ConfigError("--drop-conditions applies to --modalities lidar --mode forecast only")
     if args.strength is not None and not 0.0 <= args.strength <= 1.0:
@@ -168,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
     mode = mode_of(args)
     if parse_modalities(args.modalities) == ("lidar",):
         return run_lidar(args, mode, device)
+    if is_joint(args):
+        return run_joint(args, mode, device)
     nets = load_camera_networks(checkpoint_dirs(args.checkpoints, "camera"), device)
     cfg = nets.dit_config
     if args.captions is None and cfg.clips.manifest is not None:
@@ -199,4 +226,30 @@ def run_lidar(args: argparse.Namespace, mode: str, device) -> int:
                         overwrite=args.overwrite, progress=not args.no_progress)  # fmt: skip
     print(f"wrote {out}: LiDAR {mode}, seed {args.seed}; score it with "
           f"`genesis-drive eval lidar --gen {out} --ref {args.source} --out DIR`")  # fmt: skip
+    return 0
+
+
+def run_joint(args: argparse.Namespace, mode: str, device) -> int:
+    """``--modalities camera,lidar``: load and cross-check all four networks (the LiDAR DiT's camera VAE
+    must be DIR/camera_vae, the version its checkpoint records), generate the joint root."""
+    from .checkpoints import checkpoint_dirs, load_camera_networks
+    from .joint import generate_joint_root
+    from .lidar import load_lidar_networks
+
+    dirs = {**checkpoint_dirs(args.checkpoints, "camera"), **checkpoint_dirs(args.checkpoints, "lidar")}
+    cam = load_camera_networks(dirs, device)
+    lid = load_lidar_networks(dirs, device)
+    reference = args.lidar_reference or "real"
+    if args.captions is None and cam.dit_config.clips.manifest is not None:
+        print(f"note: the camera DiT was trained with captions ({cam.dit_config.clips.manifest}); generating without them "
+              "(the caption-dropped condition); pass --captions MANIFEST of ROOT to use them", file=sys.stderr)  # fmt: skip
+    out = generate_joint_root(
+        args.source, args.out, camera=cam, lidar=lid, mode=mode, strength=strength(args), reference=reference,
+        scenes=args.scenes, seed=args.seed, steps=args.steps, guidance=args.guidance, method=args.sampler,
+        captions=args.captions, overwrite=args.overwrite, progress=not args.no_progress,
+    )  # fmt: skip
+    w, h = cam.dit_config.image_size
+    print(f"wrote {out}: {len(cam.dit_config.views)} views at {w}x{h} (camera mode {mode}) + LiDAR keyframe sweeps "
+          f"(reference {reference}, horizon {lid.dit_config.horizon}), seed {args.seed}")  # fmt: skip
+    print(f"videos: {out / 'generated' / 'videos'}  LiDAR windows: {out / 'generated' / 'lidar.json'}")
     return 0

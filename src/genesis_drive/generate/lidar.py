@@ -49,7 +49,7 @@ from ..train.tasks.camera_vae import CameraVAEConfig
 from ..train.tasks.lidar_ae import LIDAR, LidarAERunConfig
 from ..train.tasks.lidar_dit import ForecastEncoder, ForecastSamples, LidarDiTRunConfig, dit_conditions, move_points
 
-__all__ = ["LIDAR_MODES", "LidarNetworks", "load_lidar_networks", "beams_of_root", "forecast_root"]
+__all__ = ["LIDAR_MODES", "LidarNetworks", "load_lidar_networks", "beams_of_root", "Forecaster", "forecast_root"]
 
 #: Modes of LiDAR generation.
 LIDAR_MODES = ("forecast", "copy-reference", "reconstruct")
@@ -131,8 +131,11 @@ def beams_of_root(reader: NuScenesReader, sweeps: int = 8) -> BeamModel:
         raise DataError(f"cannot estimate the {LIDAR} beam model: {e}", reader.root, LIDAR) from e
 
 
-class _Forecaster:
-    """Keyframe clip -> ``horizon`` point clouds ``(n, 5)`` (one per future keyframe) for a mode."""
+class Forecaster:
+    """Keyframe clip -> ``horizon`` point clouds ``(n, 5)`` (one per future keyframe) for a mode:
+    ``forecaster(clip, seed)``; clip keyframe 0 is the present (its sweep the reference, its images
+    the camera features), the clouds are in the LIDAR_TOP frames of keyframes ``1 .. horizon``.
+    Shared by :func:`forecast_root` and the joint pipeline (:mod:`generate.joint`)."""
 
     def __init__(self, nets: LidarNetworks | None, beams: BeamModel | None, cfg: LidarDiTRunConfig, mode: str, steps: int,
                  guidance: float, drop: Sequence[str], device: torch.device):
@@ -223,7 +226,7 @@ def forecast_root(
     if len(index) == 0:
         raise DataError(f"no keyframe of the chosen scenes has {cfg.horizon} keyframes after it", source, "--scenes")
     beams = beams_of_root(reader) if mode != "copy-reference" else None
-    forecaster = _Forecaster(nets, beams, cfg, mode, steps, guidance, drop, device)
+    forecaster = Forecaster(nets, beams, cfg, mode, steps, guidance, drop, device)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     t0 = time.perf_counter()

@@ -1,0 +1,289 @@
+"""Joint generation (`generate --modalities camera,lidar`): camera video and LiDAR sweeps of the same
+layout, written as ONE nuScenes-format root.
+
+Two stages, camera first (the paper's "gen_img" joint condition: the LiDAR branch sees the generated
+video, never the real images):
+
+1. **Camera.** :func:`generate.pipeline.generate_root` generates every camera frame of the chosen
+   scenes (mode free / first-frame / noisy-latent, the whole scene rolled out chunk after chunk,
+   :mod:`generate.scene`) into a hidden temporary sibling of ``OUT``. So the whole scene's video
+   exists before the LiDAR stage starts.
+2. **LiDAR.** For each scene of ``n`` keyframes the LiDAR DiT (``horizon`` keyframes per sample, 6 =
+   3 s at 2 Hz) generates every keyframe sweep after the first, window after window
+   (:func:`plan_windows`): window ``w`` has the present keyframe ``s = w * horizon`` and generates
+   ``s + 1 .. s + horizon``; when ``n - 1`` is not a multiple of the horizon the last window is
+   moved back to ``s = n - 1 - horizon`` and keeps only the keyframes not generated yet. A window's
+   condition is its clip of keyframes ``s .. s + horizon`` of the *source* (layout BEV, boxes, ego
+   motion, calibration: what the camera branch was conditioned on too) whose camera images are
+   replaced by the *generated* images of the temporary root (the JPEGs OUT will hold, resized like
+   the DiT's training images): the lift of keyframe ``s``'s six generated images. The reference
+   sweep (``reference="real"``) is keyframe 0's real sweep for the first window and the sweep
+   generated before at ``s`` for later windows (an autoregressive rollout, like the camera chunks);
+   with ``reference="none"`` the reference group is dropped in every window (pure layout + video ->
+   LiDAR; the reference tensor is then an empty sweep, so no real point enters). Each window is
+   seeded by :func:`window_seed` (seed, scene, window): a scene's sweeps do not depend on the other
+   scenes chosen.
+
+Time alignment: nuScenes keyframes (2 Hz) are the instants where camera and LiDAR coincide (each
+camera's keyframe image is the one nearest the LIDAR_TOP keyframe sweep, within ~40 ms on real
+data); the 12 Hz generated video covers the whole scene, so keyframe ``s``'s generated camera images
+(the camera ``sample_data`` of sample ``s``) are the video frames at the LiDAR keyframe's time.
+
+Output ``OUT`` (the camera root of :mod:`generate.root`, with LiDAR changed):
+
+* ``samples/LIDAR_TOP/*.pcd.bin`` of keyframes ``1 .. n-1``: the generated sweeps (float32 ``x, y,
+  z, intensity, ring``, LIDAR_TOP sensor frame of their keyframe, metres; intensity 0: the AE
+  models none; rings and azimuths from the beam model estimated on the source root);
+* keyframe 0: the source's real sweep (the present the DiT forecasts from; a forecast cannot
+  produce the present itself), marked ``generated: false``; with ``reference="none"`` no generated
+  sweep saw it;
+* non-keyframe LiDAR sweeps (``sweeps/LIDAR_TOP``, 20 Hz on nuScenes) are removed from
+  ``sample_data`` (and their files and orphaned ``ego_pose`` rows): keeping the source's would put
+  real LiDAR into a generated root (multi-sweep detectors aggregate them), and the DiT generates
+  keyframes only. The LIDAR_TOP ``prev`` / ``next`` chain links the keyframes directly, so
+  nuscenes-devkit loads the root and walks it;
+* ``<version>/generation.json`` gains one row per LIDAR_TOP keyframe ``sample_data``
+  (``generated`` false for keyframe 0); ``generated/lidar.json``: reference mode, seed, sampler,
+  windows per scene, the networks.
+
+Cameras, tokens, annotations, maps and RADAR files as in a camera-only generation (same seed: the
+same camera bytes). Everything is written into a hidden temporary sibling and renamed at the end
+(:func:`data.atomic.replace_dir`): a failure leaves nothing at ``OUT``. Same seed, same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..data.atomic import atomic_write_json, replace_dir
+from ..data.clips import ClipIndex
+from ..data.nuscenes import NuScenesReader, find_versions
+from ..errors import ConfigError, DataError
+from ..layout.conditions import ConditionTransform
+from ..models.lidar.sweep import POINT_DIMS, write_pcd_bin
+from ..train.tasks.lidar_ae import LIDAR
+from .camera import MODES
+from .checkpoints import CameraNetworks
+from .lidar import Forecaster, LidarNetworks, beams_of_root
+from .pipeline import generate_root
+from .root import out_occupied
+
+__all__ = ["LIDAR_REFERENCES", "LidarWindow", "plan_windows", "window_seed", "check_joint_networks", "generate_joint_root"]
+
+#: What the LiDAR DiT's reference sweep is: "real" (keyframe 0's real sweep, then the generated
+#: sweeps), "none" (the reference group dropped: layout + generated video only).
+LIDAR_REFERENCES = ("real", "none")
+
+
+@dataclass(frozen=True)
+class LidarWindow:
+    """One LiDAR DiT sample of a scene: present keyframe ``start`` (camera features, reference);
+    it generates keyframes ``start + 1 .. start + horizon`` and writes those ``>= keep_from``."""
+
+    start: int
+    keep_from: int
+
+
+def plan_windows(num_keyframes: int, horizon: int) -> tuple[LidarWindow, ...]:
+    """Windows covering keyframes ``1 .. num_keyframes - 1`` exactly once (module docstring):
+    starts ``0, horizon, 2 horizon, ...``, the last one moved back to ``num_keyframes - 1 - horizon``
+    when the scene does not end on a window. DataError when the scene has fewer than ``horizon + 1``
+    keyframes."""
+    if horizon < 1:
+        raise ConfigError(f"the LiDAR horizon must be >= 1 keyframes, got {horizon}")
+    last = num_keyframes - 1
+    if last < horizon:
+        raise DataError(f"a scene of {num_keyframes} keyframes is too short: the LiDAR DiT generates {horizon} keyframes "
+                        f"after a present one, so a scene needs >= {horizon + 1}")  # fmt: skip
+    out, covered = [], 0
+    for start in range(0, last - horizon + 1, horizon):
+        out.append(LidarWindow(start, start + 1))
+        covered = start + horizon
+    if covered < last:
+        out.append(LidarWindow(last - horizon, covered + 1))
+    return tuple(out)
+
+
+def window_seed(seed: int, scene_name: str, window: int) -> int:
+    """Seed of one LiDAR window: a hash of (seed, scene, window), independent of the other scenes."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{scene_name}/lidar/{window}".encode()).digest()[:8], "little") >> 1
+
+
+def check_joint_networks(camera: CameraNetworks, lidar: LidarNetworks) -> None:
+    """DataError / ConfigError (one line) when the two branches cannot be chained: the LiDAR DiT must
+    use camera features (the generated video is its joint condition), from the camera branch's own
+    VAE (same weights version), on cameras the camera DiT generates, over consecutive keyframes."""
+    if lidar.dit is None or lidar.dit_config is None:
+        raise ConfigError("joint generation needs the LiDAR DiT (lidar_dit/)")
+    cfg = lidar.dit_config
+    where = lidar.info.get("lidar_dit", {}).get("checkpoint")
+    if not cfg.model.camera_channels or lidar.vae is None:
+        raise DataError("the LiDAR DiT uses no camera features (trained with vae=''): joint generation conditions the "
+                        "LiDAR on the generated video; train it with vae=DIR/camera_vae", where, "model.camera_channels")  # fmt: skip
+    if lidar.vae.version != camera.vae.version:
+        raise DataError(f"the LiDAR DiT's camera VAE ({lidar.vae.version}) is not the camera branch's VAE "
+                        f"({camera.vae.version}): both must be DIR/camera_vae", where, "frozen.vae")  # fmt: skip
+    missing = [v for v in cfg.views if v not in camera.dit_config.views]
+    if missing:
+        raise DataError(f"the LiDAR DiT lifts cameras {missing} that the camera DiT does not generate "
+                        f"({list(camera.dit_config.views)})", where, "views")  # fmt: skip
+    if cfg.clips.frame_stride != 1:
+        raise DataError(f"the LiDAR DiT was trained on every {cfg.clips.frame_stride}th keyframe; joint generation "
+                        "rolls out over consecutive keyframes (frame_stride 1)", where, "clips.frame_stride")  # fmt: skip
+
+
+def _read_tables(root: Path, version: str, names: Sequence[str]) -> dict[str, list[dict]]:
+    return {n: json.loads((root / version / f"{n}.json").read_text()) for n in names}
+
+
+def _write_table(root: Path, version: str, name: str, rows: list[dict]) -> None:
+    (root / version / f"{name}.json").write_text(json.dumps(rows))
+
+
+def _lidar_tables(root: Path, version: str, generated: dict[str, bool]) -> None:
+    """Rewrite the tables of ``root`` (the temporary joint root) for its LiDAR: drop the non-keyframe
+    LIDAR_TOP sample_data (files and now unreferenced ego poses too), link the keyframes' chain
+    directly, add the LIDAR_TOP keyframe rows (``generated`` token -> bool) to ``generation``."""
+    t = _read_tables(root, version, ("sample_data", "calibrated_sensor", "sensor", "ego_pose", "generation"))
+    channel = {c["token"]: s["channel"] for c in t["calibrated_sensor"] for s in t["sensor"] if s["token"] == c["sensor_token"]}
+    is_lidar = lambda sd: channel[sd["calibrated_sensor_token"]] == LIDAR  # noqa: E731
+    dropped = [sd for sd in t["sample_data"] if is_lidar(sd) and not sd["is_key_frame"]]
+    kept = [sd for sd in t["sample_data"] if not (is_lidar(sd) and not sd["is_key_frame"])]
+    by_token = {sd["token"]: sd for sd in t["sample_data"]}
+    keep_tokens = {sd["token"] for sd in kept}
+    for sd in kept:
+        if not is_lidar(sd):
+            continue
+        for link in ("prev", "next"):  # walk past the removed sweeps to the neighbouring keyframe
+            tok = sd[link]
+            while tok and tok not in keep_tokens:
+                tok = by_token[tok][link] if tok in by_token else ""
+            sd[link] = tok
+    for sd in dropped:
+        (root / sd["filename"]).unlink(missing_ok=True)
+    used_ego = {sd["ego_pose_token"] for sd in kept}
+    _write_table(root, version, "sample_data", kept)
+    _write_table(root, version, "ego_pose", [e for e in t["ego_pose"] if e["token"] in used_ego])
+    rows = t["generation"] + [{"sample_data_token": tok, "generated": g} for tok, g in generated.items()]
+    _write_table(root, version, "generation", rows)
+    lidar_dir = root / "sweeps" / LIDAR
+    if lidar_dir.is_dir() and not any(lidar_dir.iterdir()):
+        lidar_dir.rmdir()
+
+
+def generate_joint_root(
+    source: str | Path,
+    out: str | Path,
+    *,
+    camera: CameraNetworks,
+    lidar: LidarNetworks,
+    mode: str = "free",
+    strength: float = 0.6,
+    reference: str = "real",
+    scenes: Sequence[str] | None = None,
+    seed: int = 0,
+    steps: int = 20,
+    guidance: float = 1.0,
+    method: str = "euler",
+    captions: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Generate the camera video (``mode``, ``strength``, ``method``, ``captions`` as
+    :func:`generate.pipeline.generate_root`) and then the LiDAR keyframe sweeps from it (``reference``:
+    :data:`LIDAR_REFERENCES`) of the chosen ``scenes`` (names; None = all) of ``source``; write ``out``
+    (module docstring); returns ``out``. ``steps`` / ``guidance``: both samplers (the LiDAR one is
+    Euler, guidance against every LiDAR condition dropped). Every check runs before any sampling."""
+    source, out = Path(source), Path(out)
+    if reference not in LIDAR_REFERENCES:
+        raise ConfigError(f"--lidar-reference: unknown {reference!r}; expected {' | '.join(LIDAR_REFERENCES)}")
+    if mode not in MODES:
+        raise ConfigError(f"--mode: unknown camera mode {mode!r}; expected {' | '.join(MODES)}")
+    if out_occupied(out) and not overwrite:
+        raise DataError("already exists and is not empty (pass --overwrite to replace it)", out, "--out")
+    check_joint_networks(camera, lidar)
+    cfg = lidar.dit_config
+    reader = NuScenesReader(source)
+    by_name = {reader.scene_name(t): t for t in reader.scene_tokens()}
+    names = list(scenes) if scenes else sorted(by_name)
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise DataError(f"unknown scenes {unknown}; the root has {sorted(by_name)}", source, "--scenes")
+    plans = {}
+    for n in names:
+        if LIDAR not in reader.channels(by_name[n]):
+            raise DataError(f"scene {n} has no {LIDAR} sweeps (joint generation needs its keyframe sweeps)", source, LIDAR)
+        try:
+            plans[n] = plan_windows(len(reader.sample_tokens(by_name[n])), cfg.horizon)
+        except DataError as e:
+            raise DataError(f"scene {n}: {e}", source, "--scenes") from None
+    device = next(lidar.ae.parameters()).device
+    beams = beams_of_root(reader)
+    forecaster = Forecaster(lidar, beams, cfg, "forecast", steps, guidance, ("reference",) if reference == "none" else (), device)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.joint-", dir=out.parent))
+    t0 = time.perf_counter()
+    try:
+        ccfg = camera.dit_config
+        generate_root(source, tmp, dit=camera.dit, codec=camera.vae, transform=ConditionTransform(ccfg.conditions),
+                      views=ccfg.views, num_frames=ccfg.clips.num_frames, mode=mode, strength=strength, scenes=names,
+                      seed=seed, steps=steps, guidance=guidance, method=method, shift=ccfg.time.shift, captions=captions,
+                      overwrite=True, progress=progress)  # fmt: skip
+        t_camera = time.perf_counter() - t0
+        gen_reader = NuScenesReader(tmp)
+        spec = replace(cfg.clips.spec(cfg.views, cfg.image_size, lidar="keyframe"), window_stride=1)
+        chosen = [by_name[n] for n in names]
+        src_index, gen_index = ClipIndex(reader, spec, scenes=chosen), ClipIndex(gen_reader, spec, scenes=chosen)
+        src_refs, gen_refs = {r.clip_id: r for r in src_index.refs}, {r.clip_id: r for r in gen_index.refs}
+        generated: dict[str, bool] = {}
+        windows_meta = {}
+        empty = np.zeros((0, POINT_DIMS), dtype=np.float32)
+        with tqdm(total=sum(len(p) for p in plans.values()), desc="lidar", unit="window", disable=not progress) as bar:
+            for n in names:
+                samples = reader.sample_tokens(by_name[n])
+                lidar_sd = [reader.nusc.get("sample", s)["data"][LIDAR] for s in samples]
+                sweeps = {0: np.asarray(reader.lidar_sweep(lidar_sd[0]).points, dtype=np.float32)} if reference == "real" else {}
+                for w, win in enumerate(plans[n]):
+                    cid = f"{n}:{win.start:04d}"
+                    clip, gclip = src_index.load(src_refs[cid]), gen_index.load(gen_refs[cid])
+                    if clip.sample_tokens != gclip.sample_tokens:  # the same tables: cannot happen unless the root changed
+                        raise DataError(f"clip {cid} covers other samples in the generated root", tmp, "sample")
+                    ref = sweeps[win.start] if reference == "real" else empty
+                    clip = replace(clip, images=gclip.images, intrinsics=gclip.intrinsics, lidar=[ref, *clip.lidar[1:]])
+                    clouds = forecaster(clip, window_seed(seed, n, w))
+                    for j, pts in enumerate(clouds):
+                        k = win.start + 1 + j
+                        if k >= win.keep_from:
+                            sweeps[k] = pts
+                    bar.update(1)
+                for k, sd_tok in enumerate(lidar_sd):
+                    generated[sd_tok] = k > 0
+                    if k > 0:
+                        write_pcd_bin(tmp / reader.sample_data(sd_tok)["filename"], sweeps[k])  # replaces the hard link
+                windows_meta[n] = [{"start": win.start, "keyframes": list(range(win.keep_from, win.start + cfg.horizon + 1))}
+                                   for win in plans[n]]  # fmt: skip
+        version = find_versions(tmp)[0]
+        _lidar_tables(tmp, version, generated)
+        atomic_write_json(tmp / "generated" / "lidar.json", {
+            "reference": reference, "seed": seed, "steps": steps, "guidance": guidance, "sampler": "euler",
+            "horizon": cfg.horizon, "camera_mode": mode, "source": str(source), "windows": windows_meta,
+            "seconds": {"camera": round(t_camera, 1), "lidar": round(time.perf_counter() - t0 - t_camera, 1)},
+            "networks": {k: {"checkpoint": str(v.get("checkpoint")), "step": v.get("step")}
+                         for k, v in {**camera.info, **lidar.info}.items()},
+        }, indent=1)  # fmt: skip
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
