@@ -78,7 +78,7 @@ def test_image_grid_layout():
 
 
 def test_task_table_presets_and_cli_errors(jpeg_root, tmp_path, capsys):
-    assert set(TASKS) == {"frame_ae", "synth_features", "bev_layout", "depth", "layout2d", "camera-vae", "camera-dit", "lidar-ae"}
+    assert set(TASKS) == {"frame_ae", "synth_features", "bev_layout", "depth", "layout2d", "camera-vae", "camera-dit", "lidar-ae", "lidar-dit"}
     assert set(TASKS["frame_ae"].presets) == {"tiny", "small", "large"}
     for make in TASKS["frame_ae"].presets.values():
         cfg = make()
