@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate held-out SynthTown scenes with the shipped models, evaluate them, write a report")
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     p.add_argument("--scenes", type=int, default=1, help="held-out scenes to generate (default 1)")
-    p.add_argument("--seconds", type=float, default=3.0, help="seconds per scene (default 3)")
+    p.add_argument("--seconds", type=float, default=4.0, help="seconds per scene (default 4: 8 keyframes; the LiDAR DiT needs >= 7)")
     p.add_argument("--seed", type=int, default=1000, help="SynthTown seed of the held-out scenes (default 1000; the models saw seed 0)")
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="generation modes (default: all three)")
     p.add_argument("--steps", type=int, default=8, help="sampler steps (default 8)")
