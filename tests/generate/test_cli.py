@@ -77,9 +77,12 @@ def test_checkpoint_layout(tmp_path):
     assert checkpoint_dirs(tmp_path) == {"camera_vae": tmp_path / "camera_vae", "camera_dit": tmp_path / "camera_dit"}
 
 
-def test_missing_shipped_checkpoints_name_the_path():
-    if SHIPPED_CHECKPOINTS.is_dir() and (SHIPPED_CHECKPOINTS / "camera_dit").is_dir():
-        pytest.skip("shipped checkpoints installed")
+def test_shipped_checkpoints_and_their_absence(tmp_path, monkeypatch):
+    import genesis_drive.generate.checkpoints as checkpoints
+
+    for modality, names in (("camera", ("camera_vae", "camera_dit")), ("lidar", ("camera_vae", "lidar_ae", "lidar_dit"))):
+        assert checkpoint_dirs(None, modality) == {n: SHIPPED_CHECKPOINTS / n for n in names}
+    monkeypatch.setattr(checkpoints, "SHIPPED_CHECKPOINTS", tmp_path)  # an install without them
     with pytest.raises(DataError, match="shipped checkpoints are not installed") as e:
         checkpoint_dirs(None)
-    assert str(SHIPPED_CHECKPOINTS) in str(e.value)
+    assert str(tmp_path) in str(e.value) and "genesis-drive train camera-vae" in str(e.value)

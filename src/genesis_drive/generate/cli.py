@@ -70,7 +70,13 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--from", dest="source", metavar="ROOT", type=Path, required=True, help="source nuScenes-format root (layouts, captions)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from", dest="source", metavar="ROOT", type=Path, help="source nuScenes-format root (layouts, captions)")
+    src.add_argument("--scene", metavar="FILE", type=Path, default=None,
+                     help="a scene file (docs/scene_files.md) instead of a root: rendered with SynthTown first (its real "
+                          "reference), then generated from")
+    p.add_argument("--scene-root", metavar="DIR", type=Path, default=None,
+                   help="with --scene: keep the rendered reference root here (default: a temporary folder, deleted)")
     p.add_argument("--out", metavar="OUT", type=Path, required=True, help="generated nuScenes-format root to write (must not exist or be empty)")
     p.add_argument("--modalities", nargs="+", default=["camera"], metavar="M",
                    help="what to generate: camera, lidar, or camera,lidar (joint: the LiDAR from the generated video)")
@@ -176,6 +182,38 @@ def strength(args: argparse.Namespace) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``--scene FILE``: load and check the scene, render it with SynthTown into ``--scene-root``
+    (or a temporary folder beside OUT, deleted afterwards) and generate from that root; else
+    generate from ``--from ROOT`` (:func:`run_root`)."""
+    if args.scene is None:
+        if args.scene_root is not None:
+            raise ConfigError("--scene-root applies to --scene FILE only")
+        return run_root(args)
+    import shutil
+    import tempfile
+
+    from ..scene.io import load_scene
+    from ..scene.to_root import to_root
+
+    if not args.scene.is_file():
+        raise DataError("scene file not found", args.scene, "--scene")
+    scene = load_scene(args.scene)
+    args.source = args.scene.parent  # the option checks first (a root stands in for the one to render)
+    check_arguments(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    keep = args.scene_root is not None
+    root = args.scene_root if keep else Path(tempfile.mkdtemp(prefix=f".{args.out.name}.scene-", dir=args.out.parent))
+    try:
+        to_root(scene, root, overwrite=True, progress=not args.no_progress)
+        print(f"rendered scene {args.scene} into {root}" + ("" if keep else " (temporary)"))
+        args.source = root
+        return run_root(args)
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run_root(args: argparse.Namespace) -> int:
     """Check everything, load the networks, generate, write OUT; print a summary. 0 on success."""
     import torch
 
