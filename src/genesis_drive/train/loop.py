@@ -578,7 +578,10 @@ def _load_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, tensors:
         raise DataError(f"{what} state does not fit this model (unknown parameters {unknown[:4]}, "
                         f"{len(osd['param_groups'])} groups vs {len(optimizer.param_groups)})",
                         source / "optimizer.safetensors")
-    set_optimizer_state_dict(model, optimizer, osd, options=StateDictOptions(full_state_dict=True))
+    # strict=False: parameters that never received a gradient (a branch the data never uses, e.g. a
+    # caption encoder without captions) have no state in the checkpoint and none in a fresh optimizer
+    # either; every saved entry is checked above to belong to this model.
+    set_optimizer_state_dict(model, optimizer, osd, options=StateDictOptions(full_state_dict=True, strict=False))
 
 
 def _restore(data: ckpt.CheckpointData, source: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
