@@ -47,21 +47,6 @@ from genesis_drive.world.config import LidarConfig
 from genesis_drive.world.sensors import lidar_beam_directions
 
 
-def timed(fn, warmup: int, repeats: int, device: str) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def timed_interleaved(fns: dict, warmup: int, repeats: int, device: str) -> dict[str, float]:
     """Median seconds of each of ``fns`` (name -> callable), run one after the other per repeat."""
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -76,6 +61,11 @@ def timed_interleaved(fns: dict, warmup: int, repeats: int, device: str) -> dict
             if i >= warmup:
                 times[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def timed(fn, warmup: int, repeats: int, device: str) -> float:
+    """Median seconds of ``fn``."""
+    return timed_interleaved({"fn": fn}, warmup, repeats, device)["fn"]
 
 
 def main(argv: list[str] | None = None) -> dict:

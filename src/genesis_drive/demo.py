@@ -61,6 +61,7 @@ def lidar_scores(real_root: Path, gen_root: Path) -> dict:
     """Mean Chamfer (m^2, ``vidar32`` region and ego box) of ``gen_root``'s keyframe LIDAR_TOP
     sweeps after the first of each scene against the real ones of ``real_root``, and the same for
     the copy-reference control (each scene's first real sweep moved by the ego motion)."""
+    from .data.geometry import transform_points
     from .data.nuscenes import NuScenesReader
     from .eval.chamfer import CHAMFER_PROTOCOLS, chamfer_distance, filter_points
 
@@ -75,8 +76,7 @@ def lidar_scores(real_root: Path, gen_root: Path) -> dict:
         for k in range(1, len(tokens)):
             truth = filter_points(sweeps[k].points[:, :3].astype(np.float64), **region)
             made = gen.lidar_sweep(gen.nusc.get("sample", tokens[k])["data"]["LIDAR_TOP"]).points
-            moved = sweeps[0].points[:, :3].astype(np.float64) @ (np.linalg.inv(s2g[k]) @ s2g[0])[:3, :3].T
-            moved += (np.linalg.inv(s2g[k]) @ s2g[0])[:3, 3]
+            moved = transform_points(np.linalg.inv(s2g[k]) @ s2g[0], sweeps[0].points[:, :3])
             for out, pts in ((scores, made[:, :3]), (control, moved)):
                 cloud = filter_points(np.asarray(pts, dtype=np.float64), **region)
                 out.append(chamfer_distance(cloud, truth, squared=True, workers=1) if len(cloud) and len(truth) else float("inf"))

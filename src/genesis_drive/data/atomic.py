@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_output", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "replace_dir"]
+__all__ = ["atomic_dir", "atomic_output", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "replace_dir"]
 
 
 @contextlib.contextmanager
@@ -62,3 +62,18 @@ def replace_dir(tmp: str | Path, out: str | Path) -> Path:
     else:
         os.replace(tmp, out)
     return out
+
+
+@contextlib.contextmanager
+def atomic_dir(out: str | Path, tag: str = "tmp") -> Iterator[Path]:
+    """Yield a new hidden sibling directory of ``out`` to fill; on success it replaces ``out``
+    (:func:`replace_dir`), on any exception it is removed and ``out`` is left as it was."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{tag}-", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, out)

@@ -55,8 +55,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -65,7 +63,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..data.atomic import atomic_write_json, replace_dir
+from ..data.atomic import atomic_dir, atomic_write_json
 from ..data.clips import ClipIndex
 from ..data.nuscenes import NuScenesReader, find_versions
 from ..errors import ConfigError, DataError
@@ -231,10 +229,8 @@ def generate_joint_root(
     beams = beams_of_root(reader)
     forecaster = Forecaster(lidar, beams, cfg, "forecast", steps, guidance, ("reference",) if reference == "none" else (), device)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.joint-", dir=out.parent))
     t0 = time.perf_counter()
-    try:
+    with atomic_dir(out, "joint") as tmp:
         ccfg = camera.dit_config
         generate_root(source, tmp, dit=camera.dit, codec=camera.vae, transform=ConditionTransform(ccfg.conditions),
                       views=ccfg.views, num_frames=ccfg.clips.num_frames, mode=mode, strength=strength, scenes=names,
@@ -282,8 +278,4 @@ def generate_joint_root(
             "networks": {k: {"checkpoint": str(v.get("checkpoint")), "step": v.get("step")}
                          for k, v in {**camera.info, **lidar.info}.items()},
         }, indent=1)  # fmt: skip
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

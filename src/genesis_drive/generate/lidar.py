@@ -23,7 +23,6 @@ when complete, so a failure leaves nothing at OUT. Same seed, same bytes.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.atomic import atomic_write_json, replace_dir
+from ..data.atomic import atomic_dir, atomic_write_json
 from ..data.clips import ClipIndex
 from ..data.nuscenes import NuScenesReader
 from ..errors import ConfigError, DataError
@@ -227,10 +226,8 @@ def forecast_root(
         raise DataError(f"no keyframe of the chosen scenes has {cfg.horizon} keyframes after it", source, "--scenes")
     beams = beams_of_root(reader) if mode != "copy-reference" else None
     forecaster = Forecaster(nets, beams, cfg, mode, steps, guidance, drop, device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     t0 = time.perf_counter()
-    try:
+    with atomic_dir(out, "forecast") as tmp:
         for i in tqdm(range(len(index)), desc=f"lidar {mode}", unit="keyframe", disable=not progress):
             clip = index.load(i)
             token = clip.sample_tokens[0]
@@ -242,10 +239,4 @@ def forecast_root(
             "keyframes": len(index), "source": str(source), "seconds": round(time.perf_counter() - t0, 1),
             "networks": {k: {"checkpoint": str(v.get("checkpoint")), "step": v.get("step")} for k, v in (nets.info if nets else {}).items()},
         }, indent=1)  # fmt: skip
-        replace_dir(tmp, out)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -29,7 +29,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..data.atomic import replace_dir
+from ..data.atomic import atomic_dir
 from ..data.clips import resize_crop
 from ..data.nuscenes import JPEG_QUALITY, find_versions, read_image
 from ..errors import DataError
@@ -215,9 +214,7 @@ def write_generated_root(
     out_tables["sample_data"] = out_sds
     out_tables["generation"] = [{"sample_data_token": sd["token"], "generated": sd["token"] in frames} for sd in cam_sds]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         for name, rows in out_tables.items():
             path = tmp / version / f"{name}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,10 +245,6 @@ def write_generated_root(
             for view, frames_v in zip(views, video):
                 for i, img in enumerate(frames_v):
                     write_png(tmp / "generated" / "clips" / clip_folder_name(clip_id) / view / f"{i:06d}.png", img)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from ...data.clips import ClipIndex, ClipSpec
+from ...data.geometry import transform_points
 from ...data.latent_cache import FillingLatentDataset, LatentCache, fingerprint
 from ...data.nuscenes import NuScenesReader
 from ...data.schema import CAMERA_CHANNELS, Clip
@@ -176,8 +177,7 @@ class LidarDiTRunConfig:
 def move_points(points: np.ndarray, src_to_dst: np.ndarray) -> np.ndarray:
     """Points ``(n, >= 3)`` with x, y, z moved by a 4x4 transform (other columns kept), float32."""
     out = np.array(points, dtype=np.float32, copy=True)
-    xyz = points[:, :3].astype(np.float64) @ src_to_dst[:3, :3].T + src_to_dst[:3, 3]
-    out[:, :3] = xyz
+    out[:, :3] = transform_points(src_to_dst, points[:, :3])
     return out
 
 
