@@ -152,12 +152,13 @@ def test_windows_are_the_forecaster_on_the_generated_images(root, runs, nets):
     sds = _keyframe_lidar(NuScenesReader(runs["joint"]))
     got = [read_lidar_points(runs["joint"] / sd["filename"]) for sd in sds]
     w0 = forecaster(index.load(0), window_seed(3, "scene-0001", 0))
-    np.testing.assert_array_equal(w0[0], got[1])
-    np.testing.assert_array_equal(w0[1], got[2])
+    # the same computation on another path: equal up to float32 reassociation (CI's BLAS differs)
+    np.testing.assert_allclose(w0[0], got[1], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(w0[1], got[2], rtol=0, atol=1e-4)
     clip1 = index.load(1)
     w1 = forecaster(dataclasses.replace(clip1, lidar=[got[1], *clip1.lidar[1:]]), window_seed(3, "scene-0001", 1))
-    np.testing.assert_array_equal(w1[1], got[3])
-    assert not np.array_equal(w1[0], got[2])  # window 1's own keyframe 2 is discarded: window 0's is kept
+    np.testing.assert_allclose(w1[1], got[3], rtol=0, atol=1e-4)
+    assert not np.allclose(w1[0], got[2], rtol=0, atol=1e-2)  # window 1's own keyframe 2 is discarded: window 0's is kept
 
 
 def test_same_seed_same_bytes_and_the_reference_matters(runs):
