@@ -2,6 +2,11 @@
 
     python benchmarks/bench_camera_dit.py [--preset tiny] [--task-preset tiny] [--batch 1] [--threads 1]
         [--warmup 1] [--repeats 3] [--sample-steps 10] [--cfg-scale 4.0] [--no-profile] [--json OUT.json]
+        [--clock wall|cpu] [--compile] [--precisions fp32 bf16] [--skip-sampling]
+
+``--compile`` wraps every timed model in ``torch.compile`` (inductor's CPU C++ backend: it fuses the
+elementwise work that dominates small-width blocks on a CPU); ``--clock cpu`` times with this
+process's CPU seconds, which other jobs on a shared machine inflate far less than wall seconds.
 
 Shapes come from the ``camera-dit`` task preset (``--task-preset``, default ``tiny``): ``v`` views,
 ``t = (frames - 1) / 4 + 1`` latent frames, the latent grid ``image_size / 8`` (tiny: 6 views x 3
@@ -46,8 +51,8 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -63,26 +68,25 @@ from genesis_drive.models.camera.conditions import CONDITION_GROUPS
 from genesis_drive.models.camera.dit import DIT_PRESETS, MultiViewDiT, MultiViewDiTConfig
 from genesis_drive.train.tasks.camera_dit import CAMERA_DIT_PRESETS, CameraDiTConfig, sample_drop
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import cpu_name  # noqa: E402
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+
+#: Clocks ``--clock`` can time with: wall seconds, or this process's CPU seconds (all its threads;
+#: with ``--threads 1`` the robust choice on a machine shared with other jobs, which inflate wall time).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]
 
 
 def timed(fn, warmup: int, repeats: int) -> tuple[float, list[float]]:
-    """Median wall seconds of ``fn()`` over ``repeats`` calls after ``warmup`` calls, and all times."""
+    """Median seconds (of the ``--clock``) of ``fn()`` over ``repeats`` calls after ``warmup`` calls, and all times."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = _clock()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(_clock() - t)
     return statistics.median(times), times
 
 
@@ -329,7 +333,14 @@ def main() -> None:
     ap.add_argument("--cfg-scale", type=float, default=4.0)
     ap.add_argument("--no-profile", action="store_true", help="skip the profile when ours is slower")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
+    ap.add_argument("--clock", default="wall", choices=sorted(CLOCKS), help="wall seconds, or process CPU seconds (shared machines)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile every timed model (inductor; its compile time is excluded by the warm-up)")
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument("--skip-sampling", action="store_true", help="training steps, FLOPs and the paper preset only")
     args = ap.parse_args()
+    global _clock
+    _clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
 
@@ -343,6 +354,10 @@ def main() -> None:
     cogs = {layers: cogvideox_matched(mcfg, s, layers).train() for layers in sorted({mcfg.depth, mcfg.depth + mcfg.control_depth})}
     opt_ours = torch.optim.AdamW(ours.parameters(), lr=1e-4)
     opt_cogs = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in cogs.items()}
+    # the timed modules (compiled: the same weights behind torch.compile; FLOPs are counted eagerly)
+    run_ours = torch.compile(ours) if args.compile else ours
+    run_cogs = {k: torch.compile(m) if args.compile else m for k, m in cogs.items()}
+    precs = tuple(args.precisions)
     tokens = s.video_tokens
 
     # 1 + 2: training steps; every (model, precision) warmed up, then the repeats interleaved round-robin
@@ -353,10 +368,10 @@ def main() -> None:
 
     def step_fn(which, with_layout, bf16):
         if which == "ours":
-            return lambda: our_step(ours, task, s, cond, opt_ours, bf16, with_layout, gen)
-        return lambda: cog_step(cogs[which], s, mcfg.conditions.dim, opt_cogs[which], bf16, gen)
+            return lambda: our_step(run_ours, task, s, cond, opt_ours, bf16, with_layout, gen)
+        return lambda: cog_step(run_cogs[which], s, mcfg.conditions.dim, opt_cogs[which], bf16, gen)
 
-    fns = {(name, prec): step_fn(which, with_layout, prec == "bf16") for name, which, with_layout in cases for prec in ("fp32", "bf16")}
+    fns = {(name, prec): step_fn(which, with_layout, prec == "bf16") for name, which, with_layout in cases for prec in precs}
     times: dict[tuple[str, str], list[float]] = {key: [] for key in fns}
     for fn in fns.values():
         for _ in range(args.warmup):
@@ -367,13 +382,13 @@ def main() -> None:
     train_rows = []
     for name, which, with_layout in cases:
         row = {"model": name}
-        for prec in ("fp32", "bf16"):
+        for prec in precs:
             med = statistics.median(times[name, prec])
             row[f"{prec}_s"], row[f"{prec}_times"], row[f"{prec}_tokens_per_s"] = med, times[name, prec], tokens / med
         row["params"] = n_params(ours) if which == "ours" else n_params(cogs[which])
         row["layers"] = mcfg.depth + (mcfg.control_depth if with_layout else 0) if which == "ours" else which
         train_rows.append(row)
-        print(f"[{time.perf_counter() - t_start:.0f} s] {name}: fp32 {row['fp32_s']:.3f} s, bf16 {row['bf16_s']:.3f} s", flush=True)
+        print(f"[{time.perf_counter() - t_start:.0f} s] {name}: " + ", ".join(f"{p} {row[p + '_s']:.3f} s" for p in precs), flush=True)
     by = {r["model"]: r for r in train_rows}
     ours_full, ours_base = train_rows[0], train_rows[1]
     cog_depth = by[f"CogVideoX {mcfg.depth} layers"]
@@ -381,7 +396,7 @@ def main() -> None:
     ratios = {f"{a}_vs_{b}_{prec}": x[f"{prec}_s"] / y[f"{prec}_s"]
               for a, x, b, y in (("ours_full", ours_full, "cog_depth", cog_depth), ("ours_base", ours_base, "cog_depth", cog_depth),
                                  ("ours_full", ours_full, "cog_depth_plus_control", cog_full))
-              for prec in ("fp32", "bf16")}  # fmt: skip
+              for prec in precs}  # fmt: skip
 
     # FLOPs: analytic rule and torch's counter on one fp32 step of each timed model
     flops = {
@@ -393,7 +408,7 @@ def main() -> None:
 
     # profile where our time goes if we are slower
     profile = None
-    if not args.no_profile and ratios["ours_full_vs_cog_depth_fp32"] > 1.0:
+    if not args.no_profile and ratios.get("ours_full_vs_cog_depth_fp32", 0.0) > 1.0:
         from torch.profiler import ProfilerActivity, profile as torch_profile
 
         with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -404,17 +419,17 @@ def main() -> None:
     ours.eval()
     layout = torch.randn(s.latents, generator=torch.Generator().manual_seed(1))
     sample_rows = []
-    for method in ("euler", "heun"):
+    for method in () if args.skip_sampling else ("euler", "heun"):
         for guided in (False, True):
             row = {"method": method, "cfg": guided, "steps": args.sample_steps,
                    "evaluations": args.sample_steps * (2 if method == "heun" else 1)}
-            for prec in ("fp32", "bf16"):
+            for prec in precs:
                 fn = lambda: sample_clip(ours, s, cond, layout, args.sample_steps, method,  # noqa: E731
                                          args.cfg_scale if guided else None, prec == "bf16")
                 row[f"{prec}_s"] = timed(fn, 0, 1)[0] / s.b
             sample_rows.append(row)
-            print(f"[{time.perf_counter() - t_start:.0f} s] sample {method} cfg={guided}: fp32 {row['fp32_s']:.2f} s, "
-                  f"bf16 {row['bf16_s']:.2f} s", flush=True)
+            print(f"[{time.perf_counter() - t_start:.0f} s] sample {method} cfg={guided}: "
+                  + ", ".join(f"{p} {row[p + '_s']:.2f} s" for p in precs), flush=True)
 
     # 4: paper preset on the meta device
     paper_task = CAMERA_DIT_PRESETS["paper"]()
@@ -435,7 +450,7 @@ def main() -> None:
         "preset": args.preset, "task_preset": args.task_preset, "batch": s.b,
         "shape": {"views": s.v, "latent_frames": s.t, "channels": s.c, "h": s.h, "w": s.w, "patch": s.p,
                   "tokens_per_view_frame": s.n, "video_tokens": tokens, "context_per_view_frame": s.context},
-        "warmup": args.warmup, "repeats": args.repeats, "train": train_rows, "ratios": ratios,
+        "warmup": args.warmup, "repeats": args.repeats, "clock": args.clock, "compiled": args.compile, "train": train_rows, "ratios": ratios,
         "flops_per_step": flops, "sampling": sample_rows, "cfg_scale": args.cfg_scale,
         "paper": {"params": paper_params, "cogvideox_params": paper_cog_params, "video_tokens": ps.video_tokens,
                   "context_per_view_frame": ps.context, "shape": list(ps.latents), "patch": ps.p,
@@ -452,25 +467,28 @@ def main() -> None:
           f"load average {' '.join(f'{x:.1f}' for x in out['load_average'] or ())}; {out['date']}")
     print(f"shape: batch {s.b} x {s.v} views x {s.t} latent frames x {s.c} ch x {s.h} x {s.w} latents, patch {s.p}: "
           f"{tokens} video tokens, {s.context} context tokens per view-frame; median of {args.repeats} after {args.warmup} warm-up\n")
-    print("| training step (fwd + bwd + AdamW) | blocks | weights | fp32 s | bf16 s | fp32 tokens/s | bf16 tokens/s |")
-    print("|---|---|---|---|---|---|---|")
+    clock = "CPU s" if args.clock == "cpu" else "s"
+    print(f"| training step (fwd + bwd + AdamW){' , compiled' if args.compile else ''} | blocks | weights | "
+          + " | ".join(f"{p} {clock}" for p in precs) + " | " + " | ".join(f"{p} tokens/s" for p in precs) + " |")
+    print("|---|---|---|" + "---|" * (2 * len(precs)))
     for r in train_rows:
-        print(f"| {r['model']} | {r['layers']} | {r['params'] / 1e6:.2f} M | {r['fp32_s']:.3f} | {r['bf16_s']:.3f} | "
-              f"{r['fp32_tokens_per_s']:.0f} | {r['bf16_tokens_per_s']:.0f} |")
+        print(f"| {r['model']} | {r['layers']} | {r['params'] / 1e6:.2f} M | " + " | ".join(f"{r[p + '_s']:.3f}" for p in precs)
+              + " | " + " | ".join(f"{r[p + '_tokens_per_s']:.0f}" for p in precs) + " |")
     print()
-    print("| ratio (step time) | fp32 | bf16 |")
-    print("|---|---|---|")
+    print("| ratio (step time) | " + " | ".join(precs) + " |")
+    print("|---|" + "---|" * len(precs))
     for key, label in (("ours_full_vs_cog_depth", f"ours with layout / CogVideoX {mcfg.depth} layers"),
                        ("ours_base_vs_cog_depth", f"ours no layout / CogVideoX {mcfg.depth} layers"),
                        ("ours_full_vs_cog_depth_plus_control", f"ours with layout / CogVideoX {mcfg.depth + mcfg.control_depth} layers")):
-        print(f"| {label} | {ratios[key + '_fp32']:.2f}x | {ratios[key + '_bf16']:.2f}x |")
+        print(f"| {label} | " + " | ".join(f"{ratios[key + '_' + p]:.2f}x" for p in precs) + " |")
     print()
-    print(f"| sampling one {s.v}-view clip, {args.sample_steps} steps | network calls | fp32 s | bf16 s |")
-    print("|---|---|---|---|")
-    for r in sample_rows:
-        cfg_txt = f"CFG {args.cfg_scale:g} (batch x2)" if r["cfg"] else "no CFG"
-        print(f"| {r['method']}, {cfg_txt} | {r['evaluations']} | {r['fp32_s']:.2f} | {r['bf16_s']:.2f} |")
-    print()
+    if sample_rows:
+        print(f"| sampling one {s.v}-view clip, {args.sample_steps} steps | network calls | " + " | ".join(f"{p} {clock}" for p in precs) + " |")
+        print("|---|---|" + "---|" * len(precs))
+        for r in sample_rows:
+            cfg_txt = f"CFG {args.cfg_scale:g} (batch x2)" if r["cfg"] else "no CFG"
+            print(f"| {r['method']}, {cfg_txt} | {r['evaluations']} | " + " | ".join(f"{r[p + '_s']:.2f}" for p in precs) + " |")
+        print()
     print("| FLOPs per training step | rule (GFLOP) | torch flop counter (GFLOP) |")
     print("|---|---|---|")
     print(f"| ours with layout | {flops['ours_full_rule'] / 1e9:.2f} | {flops['ours_full_counted'] / 1e9:.2f} |")

@@ -29,7 +29,8 @@ from genesis_drive.data.clips import ClipIndex
 from genesis_drive.data.nuscenes import NuScenesReader
 from genesis_drive.models.camera.vae import VideoVAE
 from genesis_drive.train.checkpoint import load_run_model
-from genesis_drive.train.tasks.camera_vae import CameraVAEConfig, VideoSamples, clip_spec_of, score_clip, spread, to_videos
+from genesis_drive.train.tasks.camera_vae import CameraVAEConfig, VideoSamples, clip_spec_of, score_clip, to_videos
+from genesis_drive.train.tasks.clip_task import spread
 
 
 def bootstrap_ci(values: list[float], reps: int = 2000, seed: int = 0) -> tuple[float, float]:

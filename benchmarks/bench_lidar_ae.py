@@ -27,12 +27,11 @@ import numpy as np
 import torch
 
 from genesis_drive.data.clips import ClipIndex
-from genesis_drive.data.nuscenes import NuScenesReader
 from genesis_drive.eval.chamfer import chamfer_distance, filter_points
 from genesis_drive.models.lidar.ae import LidarAE
 from genesis_drive.train.checkpoint import load_run_model
 from genesis_drive.train.distributed import DistEnv
-from genesis_drive.train.tasks.lidar_ae import LIDAR_AE_TASK, LidarAERunConfig, _region, evaluate_sweeps, sweep_of
+from genesis_drive.train.tasks.lidar_ae import LIDAR_AE_TASK, LidarAERunConfig, chamfer_region, evaluate_sweeps, sweep_of
 
 
 def main() -> None:
@@ -52,7 +51,7 @@ def main() -> None:
     scores = evaluate_sweeps(model, index, list(range(len(index))), transform, env, cfg.render_chunk)
     seconds = time.perf_counter() - t0
 
-    region = _region(model.cfg.grid)
+    region = chamfer_region(model.cfg.grid)
     by_scene: dict[str, list[int]] = {}
     for i in range(len(index)):
         by_scene.setdefault(index.refs[i].clip_id.rsplit(":", 1)[0], []).append(i)

@@ -40,8 +40,10 @@ import torch
 from genesis_drive.data.nuscenes import NuScenesReader, read_lidar_points
 from genesis_drive.eval.chamfer import CHAMFER_PROTOCOLS
 from genesis_drive.eval.lidar import LidarEvaluator, scan_generated_sweeps
+from genesis_drive.export.pictures import lidar_on_images
 from genesis_drive.generate.checkpoints import checkpoint_dirs
 from genesis_drive.generate.lidar import forecast_root, load_lidar_networks
+from genesis_drive.viz.video import write_png
 
 ROWS = {
     "forecast": ("forecast", ()),
@@ -89,28 +91,17 @@ def bev_picture(path: Path, root: Path, out: Path, rows: list[str], extent: floa
 def camera_picture(path: Path, root: Path, out: Path, row: str, offset: int = 2) -> None:
     """The real future sweep and the ``row`` forecast ``offset`` keyframes ahead projected onto that
     keyframe's real CAM_FRONT and CAM_BACK images (coloured by depth), one row each."""
-    from genesis_drive.layout.frames import CameraModel
-    from genesis_drive.viz.overlay import draw_lidar
-    from genesis_drive.viz.video import write_png
-
     reader = NuScenesReader(root)
     gen = {(s.sample_token, s.offset): s.path for s in scan_generated_sweeps(out / row)}
     token = sorted({t for t, _ in gen})[0]
     tok = token
     for _ in range(offset):
         tok = reader.nusc.get("sample", tok)["next"]
-    data = reader.nusc.get("sample", tok)["data"]
-    sweep = reader.lidar_sweep(data["LIDAR_TOP"])
+    sweep = reader.lidar_sweep(reader.nusc.get("sample", tok)["data"]["LIDAR_TOP"])
     rows = []
-    for pts in (sweep.points, read_lidar_points(gen[(token, offset)])):
+    for pts in (sweep.points, read_lidar_points(gen[(token, offset)])):  # both in that sweep's sensor frame
         world = sweep.ego_to_global.apply(sweep.sensor_to_ego.apply(np.asarray(pts[:, :3], dtype=np.float64)))
-        tiles = []
-        for ch in ("CAM_FRONT", "CAM_BACK"):
-            frame = reader.camera_frame(data[ch])
-            h, w = frame.image.shape[:2]
-            cam = CameraModel(ch, frame.intrinsics, frame.sensor_to_ego.matrix(), w, h)
-            tiles.append(draw_lidar(frame.image, cam, frame.ego_to_global.inverse().apply(world), max_depth=40.0))
-        rows.append(np.concatenate(tiles, axis=1))
+        rows.append(np.concatenate(lidar_on_images(reader, tok, ("CAM_FRONT", "CAM_BACK"), world, max_depth=40.0), axis=1))
     write_png(path, np.concatenate(rows, axis=0))
 
 

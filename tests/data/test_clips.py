@@ -135,6 +135,26 @@ def test_manifest_filters_and_attaches_captions(reader, tmp_path):
     assert idx.load(1).caption is None
 
 
+def test_image_frames_reads_only_the_first_frames_pictures(reader, monkeypatch):
+    spec = ClipSpec(num_frames=3, window_stride=6, rate="keyframe", image_size=(32, 16))
+    full, first = ClipIndex(reader, spec).load(0), ClipIndex(reader, spec, image_frames=1).load(0)
+    assert full.images.shape == (3, 6, 16, 32, 3) and first.images.shape == (1, 6, 16, 32, 3)
+    assert np.array_equal(first.images[0], full.images[0])
+    for name in ("intrinsics", "cam_to_ego", "ego_to_global", "timestamps", "ego_trajectory", "is_key_frame", "lidar_ego_to_global"):
+        assert np.array_equal(getattr(first, name), getattr(full, name)), name
+    assert all(np.array_equal(a, b) for a, b in zip(first.lidar, full.lidar)) and len(first.lidar) == len(full.lidar) == 3
+    assert [[b.center.tolist() for b in f] for f in first.boxes] == [[b.center.tolist() for b in f] for f in full.boxes]
+    # the camera frames of the other keyframes are never read
+    reads = []
+    real = NuScenesReader.camera_frame
+    monkeypatch.setattr(NuScenesReader, "camera_frame", lambda self, tok: reads.append(tok) or real(self, tok))
+    ClipIndex(reader, spec, image_frames=2).load(0)
+    assert len(reads) == 2 * 6
+    assert ClipIndex(reader, spec, image_frames=9).load(0).images.shape[0] == 3  # capped at the clip's frames
+    with pytest.raises(ValueError, match="image_frames"):
+        ClipIndex(reader, spec, image_frames=0)
+
+
 def test_spec_errors():
     with pytest.raises(ValueError, match="rate must be"):
         ClipSpec(rate="fast")

@@ -14,9 +14,8 @@ from genesis_drive.models.camera.vae import (
     VideoVAE,
     VideoVAEConfig,
     channel_shortcut,
-    kl_divergence,
-    latent_statistics,
 )
+from genesis_drive.models.codec import kl_divergence, latent_statistics
 from genesis_drive.train.loop import enable_grad_checkpointing
 
 #: 8x spatial (patch 2, two 2x levels), 4x temporal, 4 latent channels, ~50 k weights.

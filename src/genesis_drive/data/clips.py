@@ -161,7 +161,10 @@ class ClipIndex:
 
     With ``manifest`` (a DataCrafter Parquet manifest), only kept clips are listed and their
     structured captions are attached to the loaded :class:`Clip`. ``scenes`` restricts the index
-    to some scene tokens (default: every scene of the root).
+    to some scene tokens (default: every scene of the root). ``image_frames``: camera images are
+    read for only the first ``image_frames`` frames of each clip (``Clip.images`` is then
+    ``(image_frames, V, H, W, 3)``; everything else is per frame as usual), for consumers that use
+    only those pictures; None reads every frame's.
     """
 
     def __init__(
@@ -170,9 +173,13 @@ class ClipIndex:
         spec: ClipSpec = ClipSpec(),
         manifest: str | Path | None = None,
         scenes: Optional[list[str]] = None,
+        image_frames: Optional[int] = None,
     ):
+        if image_frames is not None and image_frames < 1:
+            raise ValueError(f"ClipIndex.image_frames must be None or >= 1, got {image_frames}")
         self.reader = reader
         self.spec = spec
+        self.image_frames = image_frames
         self._manifest: Optional[dict] = _read_manifest(Path(manifest)) if manifest is not None else None
         self.refs: list[ClipRef] = []
         ref_cam = spec.views[0]
@@ -252,25 +259,27 @@ class ClipIndex:
         scene = ref.scene_token
         images, intrinsics, cam_to_ego = [], None, None
         ego_to_global, timestamps, is_key, boxes, poses = [], [], [], [], []
-        for tok in ref.frame_tokens:
+        n_images = len(ref.frame_tokens) if self.image_frames is None else min(self.image_frames, len(ref.frame_tokens))
+        for f, tok in enumerate(ref.frame_tokens):
             sd = reader.sample_data(tok)
             t = sd["timestamp"]
             timestamps.append(t)
             is_key.append(bool(sd["is_key_frame"]))
-            row, ks, c2e = [], [], []
-            for view in spec.views:
-                frame = reader.camera_frame(tok if view == spec.views[0] else self._nearest(scene, view, t))
-                img, k = frame.image, frame.intrinsics
-                if spec.image_size is not None:
-                    img, k = resize_crop(img, k, spec.image_size)
-                row.append(img)
-                ks.append(k)
-                c2e.append(frame.sensor_to_ego.matrix())
-            shapes = {im.shape for im in row}
-            if len(shapes) != 1:
-                raise DataError(f"views of clip {ref.clip_id} have different image sizes {shapes}; set ClipSpec.image_size", reader.root)
-            images.append(np.stack(row))
-            intrinsics, cam_to_ego = np.stack(ks), np.stack(c2e)
+            if f < n_images:
+                row, ks, c2e = [], [], []
+                for view in spec.views:
+                    frame = reader.camera_frame(tok if view == spec.views[0] else self._nearest(scene, view, t))
+                    img, k = frame.image, frame.intrinsics
+                    if spec.image_size is not None:
+                        img, k = resize_crop(img, k, spec.image_size)
+                    row.append(img)
+                    ks.append(k)
+                    c2e.append(frame.sensor_to_ego.matrix())
+                shapes = {im.shape for im in row}
+                if len(shapes) != 1:
+                    raise DataError(f"views of clip {ref.clip_id} have different image sizes {shapes}; set ClipSpec.image_size", reader.root)
+                images.append(np.stack(row))
+                intrinsics, cam_to_ego = np.stack(ks), np.stack(c2e)
             e2g = reader.ego_pose(tok)
             ego_to_global.append(e2g.matrix())
             g2e = e2g.inverse()

@@ -391,7 +391,9 @@ class Clip:
     Frames: everything per frame is expressed in the ego frame *of that frame*, except
     ``map`` and ``ego_trajectory``, which are in the ego frame of frame 0 (the clip's reference).
 
-    images: (T, V, H, W, 3) uint8 RGB; views: V channel names (``CAMERA_CHANNELS`` order).
+    images: (T_i, V, H, W, 3) uint8 RGB of the first T_i frames (T_i = T unless the clip was read
+        with fewer image frames, ``ClipIndex(image_frames=...)``); views: V channel names
+        (``CAMERA_CHANNELS`` order).
     intrinsics: (V, 3, 3) pixels, for the stored image size. cam_to_ego: (V, 4, 4).
     ego_to_global: (T, 4, 4); timestamps: (T,) microseconds (of the frames' reference camera).
     boxes: T lists of :class:`Box3D` in the ego frame of each frame (interpolated off keyframes).
@@ -426,8 +428,8 @@ class Clip:
     def __post_init__(self) -> None:
         t, v = self.num_frames, self.num_views
         imgs = np.asarray(self.images)
-        if imgs.ndim != 5 or imgs.shape[:2] != (t, v) or imgs.shape[-1] != 3 or imgs.dtype != np.uint8:
-            raise ValueError(f"Clip.images must be (T={t}, V={v}, H, W, 3) uint8, got {imgs.shape} {imgs.dtype}")
+        if imgs.ndim != 5 or not 1 <= imgs.shape[0] <= t or imgs.shape[1] != v or imgs.shape[-1] != 3 or imgs.dtype != np.uint8:
+            raise ValueError(f"Clip.images must be (T_i <= T={t}, V={v}, H, W, 3) uint8, got {imgs.shape} {imgs.dtype}")
         for name, shape in (
             ("intrinsics", (v, 3, 3)),
             ("cam_to_ego", (v, 4, 4)),

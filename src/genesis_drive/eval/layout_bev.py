@@ -13,8 +13,8 @@ A target cell is positive when its coverage is >= 0.5; a prediction when its pro
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -172,22 +172,27 @@ def predict_root(
     threshold: float = 0.5,
     device: str | torch.device = "cpu",
     desc: str | None = None,
+    images_from: Callable[[list[str]], list[int]] | None = None,
 ) -> LayoutSamples:
     """Run the model on every keyframe of a nuScenes-format root; IoU counts and detections per frame.
 
     Ground truth comes from the root's own annotations and map (a generated root carries the layout
-    it was generated from)."""
+    it was generated from). ``images_from(clip ids)`` (optional; the evaluated keyframes' clip ids
+    in index order) gives per keyframe the index of the keyframe whose images it is scored with,
+    against its own layout (the "layout ignored" control)."""
     from tqdm import tqdm
 
     index, make = keyframe_samples(cfg, root)
     n = len(index) if max_samples is None else min(len(index), max_samples)
     if n == 0:
         raise DataError("no keyframes to evaluate", root)
+    source = images_from([index.refs[i].clip_id for i in range(n)]) if images_from is not None else None
     model = model.to(device).eval()
     out = LayoutSamples([], [], np.zeros((0, len(BEV_CLASSES)), np.int64), np.zeros((0, len(BEV_CLASSES)), np.int64))
     inter, union = [], []
     for start in tqdm(range(0, n, batch_size), desc=desc, disable=desc is None, unit="batch"):
-        clips = [index.load(i) for i in range(start, min(n, start + batch_size))]
+        idx = range(start, min(n, start + batch_size))
+        clips = [index.load(i) if source is None else replace(index.load(i), images=index.load(source[i]).images) for i in idx]
         batch = collate_clips([make(c) for c in clips])
         logits = model(to_model_input(batch["images"].to(device)), batch["intrinsics"].to(device), batch["cam_to_ego"].to(device))
         prob = torch.sigmoid(logits.float()).cpu().numpy()

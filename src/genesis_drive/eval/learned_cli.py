@@ -104,39 +104,10 @@ def predict_layout_ignored(model, cfg, root: Path, *, batch_size: int, max_sampl
     """BEV results of the "layout ignored" control: each keyframe's images replaced by those of
     another moment of the same cameras (:func:`layout_partner`), scored against the keyframe's own
     layout. What a generator that ignores its layout would at best reach."""
-    from dataclasses import replace
+    from .layout_bev import predict_root
 
-    import torch
-
-    from ..data.clips import collate_clips
-    from ..models.blocks import to_model_input
-    from ..models.evaluators.bev_layout import BEV_CLASSES, VEHICLE_CHANNEL
-    from .layout_bev import LayoutSamples, iou_counts, keyframe_samples, vehicle_blobs, vehicle_centers
-
-    index, make = keyframe_samples(cfg, root)
-    n = len(index) if max_samples is None else min(len(index), max_samples)
-    ids = [index.refs[i].clip_id for i in range(n)]
-    partner = layout_partner(ids)
-    out = LayoutSamples([], [], np.zeros((0, len(BEV_CLASSES)), np.int64), np.zeros((0, len(BEV_CLASSES)), np.int64))
-    inter, union = [], []
-    model = model.to(device).eval()
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            idx = range(start, min(n, start + batch_size))
-            clips = [replace(index.load(i), images=index.load(partner[i]).images) for i in idx]
-            batch = collate_clips([make(c) for c in clips])
-            logits = model(to_model_input(batch["images"].to(device)), batch["intrinsics"].to(device), batch["cam_to_ego"].to(device))
-            prob = torch.sigmoid(logits.float()).cpu().numpy()
-            i_, u_ = iou_counts(prob >= threshold, batch["target"].numpy() >= 0.5)
-            inter.append(i_)
-            union.append(u_)
-            for c, p in zip(clips, prob):
-                out.clip_ids.append(c.clip_id)
-                out.scenes.append(c.clip_id.rsplit(":", 1)[0])
-                out.detections.append(vehicle_blobs(p[VEHICLE_CHANNEL], cfg.model.grid, threshold))
-                out.truths.append(vehicle_centers(c, 0, cfg.model.grid))
-    out.inter, out.union = np.concatenate(inter), np.concatenate(union)
-    return out
+    return predict_root(model, cfg, root, batch_size=batch_size, max_samples=max_samples, threshold=threshold, device=device,
+                        images_from=layout_partner)  # fmt: skip
 
 
 def register_layout(sub) -> None:

@@ -2,7 +2,8 @@
 
 * :func:`keyframe_points_ego`: the keyframe LiDAR sweep of a sample in its ego frame;
 * :func:`write_bev` / :func:`write_lidar_on_images`: one keyframe's BEV plot and its LiDAR points
-  projected onto the camera grid (drawn by :mod:`genesis_drive.viz`);
+  projected onto the camera grid (drawn by :mod:`genesis_drive.viz`); :func:`lidar_on_images`:
+  any points (e.g. a generated sweep) projected onto some of a keyframe's cameras;
 * :func:`grid_frames` / :func:`write_scene_video`: the 2 x 3 camera grid video of a scene at the
   rate of its reference camera, the other cameras taken at their nearest timestamps; streamed
   frame by frame (a 20 s nuScenes scene does not fit in memory at full size).
@@ -26,7 +27,7 @@ from ..viz.bev import plot_bev
 from ..viz.overlay import draw_lidar
 from ..viz.video import view_grid, write_png
 
-__all__ = ["scene_cameras", "keyframe_points_ego", "write_bev", "write_lidar_on_images", "grid_frames", "write_scene_video"]
+__all__ = ["scene_cameras", "keyframe_points_ego", "write_bev", "lidar_on_images", "write_lidar_on_images", "grid_frames", "write_scene_video"]
 
 
 def scene_cameras(reader: NuScenesReader, scene_token: str) -> list[str]:
@@ -67,21 +68,31 @@ def write_bev(reader: NuScenesReader, scene_token: str, sample_token: str, path:
     return plot_bev(path, points, boxes, layers, extent, title=f"{reader.scene_name(scene_token)} @ {ts} us")
 
 
-def write_lidar_on_images(reader: NuScenesReader, scene_token: str, sample_token: str, path: str | Path, max_depth: float = 60.0) -> Path:
-    """The camera grid PNG of one keyframe with its LiDAR sweep projected and coloured by depth.
-
-    Points go from the sweep's ego frame through the global frame into each camera's own ego frame
-    (cameras and LiDAR fire at slightly different times)."""
-    points, lidar_ego = keyframe_points_ego(reader, sample_token)
-    global_pts = lidar_ego.apply(points[:, :3])
-    cams = scene_cameras(reader, scene_token)
+def lidar_on_images(reader: NuScenesReader, sample_token: str, channels: list[str] | tuple[str, ...],
+                    global_points: np.ndarray | None = None, max_depth: float = 60.0) -> list[np.ndarray]:
+    """The keyframe's images of ``channels`` (each ``h w 3`` uint8) with LiDAR points projected and
+    coloured by depth (``max_depth`` metres at the far end of the colour map). ``global_points``
+    (N, >= 3) are ``x, y, z`` in the global frame (metres); None takes the sample's own LIDAR_TOP
+    sweep. Points go from the global frame into each camera's own ego frame (cameras and LiDAR
+    fire at slightly different times)."""
+    if global_points is None:
+        points, lidar_ego = keyframe_points_ego(reader, sample_token)
+        global_points = lidar_ego.apply(points[:, :3])
+    global_points = np.asarray(global_points, dtype=np.float64)[:, :3]
     images = []
-    for ch in cams:
+    for ch in channels:
         frame = reader.camera_frame(_sample_data(reader, sample_token, ch))
         h, w = frame.image.shape[:2]
         model = CameraModel(ch, frame.intrinsics, frame.sensor_to_ego.matrix(), w, h)
-        pts_ego = frame.ego_to_global.inverse().apply(global_pts)
-        images.append(draw_lidar(frame.image, model, pts_ego, max_depth=max_depth))
+        images.append(draw_lidar(frame.image, model, frame.ego_to_global.inverse().apply(global_points), max_depth=max_depth))
+    return images
+
+
+def write_lidar_on_images(reader: NuScenesReader, scene_token: str, sample_token: str, path: str | Path, max_depth: float = 60.0) -> Path:
+    """The camera grid PNG of one keyframe with its LiDAR sweep projected and coloured by depth
+    (:func:`lidar_on_images` of every camera of the scene)."""
+    cams = scene_cameras(reader, scene_token)
+    images = lidar_on_images(reader, sample_token, cams, max_depth=max_depth)
     shapes = {im.shape for im in images}
     if len(shapes) != 1:
         raise DataError(

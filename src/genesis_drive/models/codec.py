@@ -18,14 +18,28 @@ Conventions
 from __future__ import annotations
 
 import abc
+import dataclasses
+import hashlib
+import json
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["LOGVAR_RANGE", "LatentCodec", "check_codec_config"]
+__all__ = [
+    "LOGVAR_RANGE",
+    "LatentCodec",
+    "LatentStats",
+    "check_codec_config",
+    "draw_posterior",
+    "kl_divergence",
+    "latent_statistics",
+    "weights_version",
+]
 
 #: Clamp range of a KL codec's posterior log-variance.
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -72,3 +86,60 @@ def check_codec_config(init_logvar: float, scaling_factor: float, shift_factor: 
     if not (scaling_factor > 0 and math.isfinite(scaling_factor)) or not math.isfinite(shift_factor):
         raise ConfigError(f"model.scaling_factor must be a positive finite number and model.shift_factor finite, "
                           f"got {scaling_factor}, {shift_factor}")
+
+
+
+def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``KL(N(mean, exp(logvar)) || N(0, 1))`` averaged over all elements (nats per latent element)."""
+    mean, logvar = mean.float(), logvar.float()
+    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
+
+
+def draw_posterior(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """A draw ``mean + exp(logvar / 2) * eps`` of a diagonal Gaussian posterior, ``eps`` from
+    ``generator`` (same shape, device and dtype as ``mean``)."""
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + torch.exp(0.5 * logvar) * eps
+
+
+def weights_version(name: str, cfg: object, module: nn.Module) -> str:
+    """``name:`` + a 16-hex SHA-256 prefix of the dataclass config ``cfg`` (JSON, sorted keys) and
+    every state-dict entry's name and bytes (sorted by name): a codec's :attr:`LatentCodec.version`."""
+    h = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode())
+    for key, t in sorted(module.state_dict().items()):
+        h.update(key.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return f"{name}:{h.hexdigest()[:16]}"
+
+@dataclass(frozen=True)
+class LatentStats:
+    """Mean and standard deviation of raw posterior-mean latents over ``count`` elements."""
+
+    mean: float
+    std: float
+    count: int
+
+    @property
+    def scaling_factor(self) -> float:
+        """``1 / std``: makes normalised latents unit-variance."""
+        return 1.0 / self.std
+
+
+@torch.no_grad()
+def latent_statistics(codec: LatentCodec, inputs: Iterable[torch.Tensor]) -> LatentStats:
+    """Mean and std of ``codec.encode_raw`` (posterior means) over all elements of all ``inputs``
+    (batches in the codec's data layout: ``n 3 t h w`` in [-1, 1] for a video codec, ``n z h w``
+    occupancy for the LiDAR AE); accumulated in float64. Set ``shift_factor = mean`` and
+    ``scaling_factor = 1 / std`` in the codec's config after training
+    (:mod:`genesis_drive.train.calibration`)."""
+    s = s2 = 0.0
+    n = 0
+    for x in inputs:
+        z = codec.encode_raw(x).double()
+        s += float(z.sum())
+        s2 += float(z.square().sum())
+        n += z.numel()
+    if n == 0:
+        raise ValueError("latent_statistics: no inputs given")
+    mean = s / n
+    return LatentStats(mean=mean, std=math.sqrt(max(s2 / n - mean * mean, 1e-12)), count=n)

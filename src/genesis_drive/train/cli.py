@@ -1,11 +1,14 @@
-"""``genesis-drive train TASK``: resolve a run config (preset + YAML files + --set) and train.
+"""``genesis-drive train TASK``: resolve a run config (preset + YAML files + --set) and train;
+``genesis-drive calibrate CODEC RUN``: the latent calibration of a trained codec run
+(:mod:`genesis_drive.train.calibration`).
 
-The same command runs as one process or under ``torchrun`` (DDP/FSDP); see docs/training.md.
+The training command runs as one process or under ``torchrun`` (DDP/FSDP); see docs/training.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from ..errors import ConfigError
 from .task import TaskDef
 from .tasks import TASKS
 
-__all__ = ["register", "resolve_run_config", "run"]
+__all__ = ["register", "register_calibrate", "resolve_run_config", "run", "run_calibrate"]
 
 _EPILOG = """\
 examples:
@@ -28,7 +31,7 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``train`` subcommand to the top-level ``genesis-drive`` parser."""
+    """Add the ``train`` and ``calibrate`` subcommands to the top-level ``genesis-drive`` parser."""
     p = subparsers.add_parser(
         "train",
         help="train a model task (one process, or under torchrun for DDP/FSDP)",
@@ -49,6 +52,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="ROOT", type=Path, help="dataset root (nuScenes format)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     p.set_defaults(func=run)
+    register_calibrate(subparsers)
+
+
+_CALIBRATE_EPILOG = """\
+examples:
+  genesis-drive calibrate camera-vae runs/camera-vae-tiny --data data/st_train --out ckpt/camera_vae
+  genesis-drive calibrate lidar-ae runs/lidar-ae-tiny --data data/st_train --out ckpt/lidar_ae --tune-sweeps 16
+"""
+
+
+def register_calibrate(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``calibrate camera-vae|lidar-ae RUN --data ROOT --out DIR`` to the top-level parser."""
+    p = subparsers.add_parser(
+        "calibrate",
+        help="write a trained codec run, latent-calibrated, as a checkpoint directory for a DiT",
+        description="Measure a trained codec's raw latents on its training scenes and write its EMA weights with "
+        "model.shift_factor = mean and model.scaling_factor = 1 / std (and, for the LiDAR AE, the drop threshold "
+        "chosen on training sweeps) as a checkpoint directory. See docs/camera.md and docs/lidar.md.",
+        epilog=_CALIBRATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    codecs = p.add_subparsers(dest="codec", metavar="CODEC", required=True)
+    cam = codecs.add_parser("camera-vae", help="a camera-vae run (latent shift and scale)")
+    lid = codecs.add_parser("lidar-ae", help="a lidar-ae run (latent shift and scale, drop threshold)")
+    for c, what in ((cam, "camera-vae"), (lid, "lidar-ae")):
+        c.add_argument("run", metavar="RUN", type=Path,
+                       help=f"{what} run directory (its latest checkpoint) or a checkpoint directory")
+        c.add_argument("--data", metavar="ROOT", required=True, type=Path,
+                       help="the root the codec was trained on (its training scenes are used)")
+        c.add_argument("--out", metavar="DIR", required=True, type=Path,
+                       help="checkpoint directory to write (replaced whole if it exists)")
+    cam.add_argument("--clips", type=int, default=64, help="clips to measure, evenly spread (default 64)")
+    lid.add_argument("--sweeps", type=int, default=64, help="sweeps to measure, evenly spread (default 64)")
+    lid.add_argument("--tune-sweeps", type=int, default=16,
+                     help="training sweeps the drop threshold is chosen on (default 16; 0 keeps the model's)")
+    p.set_defaults(func=run_calibrate)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Run the calibration of ``args.codec``; print its record as JSON and the written directory."""
+    from .calibration import calibrate_camera_vae, calibrate_lidar_ae
+
+    if args.codec == "camera-vae":
+        stats = calibrate_camera_vae(args.run, args.data, args.out, clips=args.clips)
+    else:
+        stats = calibrate_lidar_ae(args.run, args.data, args.out, sweeps=args.sweeps, tune_sweeps=args.tune_sweeps)
+    print(json.dumps(stats, indent=1))
+    print(f"wrote {args.out}")
+    return 0
 
 
 def resolve_run_config(task: str, preset: str, config_files: list[Path], overrides: list[str]) -> tuple[TaskDef, Any]:

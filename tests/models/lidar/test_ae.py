@@ -10,7 +10,8 @@ import torch
 
 from genesis_drive.errors import ConfigError
 from genesis_drive.models.codec import LatentCodec
-from genesis_drive.models.lidar.ae import PRESETS, LidarAE, LidarAEConfig, height_embedding, kl_divergence
+from genesis_drive.models.codec import kl_divergence
+from genesis_drive.models.lidar.ae import PRESETS, LidarAE, LidarAEConfig, height_embedding
 from genesis_drive.models.lidar.loss import LidarAELossWeights, lidar_ae_loss
 from genesis_drive.models.lidar.render import ray_box_interval
 from genesis_drive.models.lidar.voxel import BEVGrid, sample_plane, voxelize

@@ -1,5 +1,6 @@
 """camera-vae task on the hand-made root: samples, KL warm-up, loss falls on one clip, metrics,
-previews, config checks, and a few steps through the real training loop (loadable afterwards)."""
+previews, config checks, and a few steps through the real training loop (loadable afterwards).
+The latent calibration: test_calibration.py."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from genesis_drive.train.tasks.camera_vae import (
     evaluate_codec,
     kl_weight_at,
     reconstruction_scores,
-    spread,
 )
+from genesis_drive.train.tasks.clip_task import spread
 
 from ...data.handmade import image_for
 from .overfit import overfit_losses
@@ -161,31 +162,3 @@ def test_a_few_steps_through_the_training_loop(root, tmp_path):
     assert isinstance(model, VideoVAE) and loaded_cfg == cfg and info["step"] == 3
     ema = {k: v for k, v in res.ema.state_dict().items()}
     assert all(torch.equal(model.state_dict()[k], v) for k, v in ema.items())
-
-
-def test_calibration_gives_unit_normalised_latents(root, tmp_path):
-    """The calibrated checkpoint's normalised latents have mean 0 and std 1 on the clips it measured,
-    its weights are the run's EMA weights, and the statistics are recorded in its state."""
-    import json
-
-    from genesis_drive.data.clips import ClipIndex
-    from genesis_drive.data.nuscenes import NuScenesReader
-    from genesis_drive.train.tasks.camera_vae import VideoSamples, calibrate_latents, clip_spec_of, to_videos
-
-    cfg = small_config("train.steps=2", "train.ckpt_every=2", "train.preview_every=0", "train.eval_every=0")
-    task = CAMERA_VAE_TASK.build(cfg, root)
-    train(task, cfg, tmp_path / "run", task_name="camera-vae")
-    stats = calibrate_latents(tmp_path / "run", root, tmp_path / "calibrated", clips=8, progress=False)
-    assert stats["clips"] == 3 and stats["std"] > 0  # every non-overlapping 5-frame clip of the 19-frame scene
-    raw, _, _ = load_run_model(tmp_path / "run", CameraVAEConfig, lambda c: VideoVAE(c.model))
-    vae, vcfg, _ = load_run_model(tmp_path / "calibrated", CameraVAEConfig, lambda c: VideoVAE(c.model))
-    assert vcfg.model.shift_factor == pytest.approx(stats["mean"]) and vcfg.model.scaling_factor == pytest.approx(1 / stats["std"])
-    for k, v in raw.state_dict().items():
-        assert torch.equal(v, vae.state_dict()[k]), k
-    index = ClipIndex(NuScenesReader(root), clip_spec_of(cfg, non_overlapping=True))
-    videos = [to_videos(VideoSamples()(index.load(i))["video"][None]) for i in range(len(index))]
-    with torch.no_grad():
-        z = torch.cat([vae.encode(x).flatten() for x in videos])
-    assert abs(z.mean().item()) < 1e-4 and z.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-4)
-    state = json.loads((tmp_path / "calibrated" / "state.json").read_text())
-    assert state["latent_statistics"]["count"] == stats["count"] and state["task"] == "camera-vae"

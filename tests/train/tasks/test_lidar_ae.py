@@ -1,15 +1,10 @@
 """lidar-ae task: the beam model (estimate and returned/dropped cells), ray sampling, samples of the
 hand-made root, KL warm-up, loss falls on one sweep, evaluation (Chamfer), previews, config checks,
-the real training loop (loadable afterwards, exact resume) and the latent calibration."""
+the real training loop (loadable afterwards, exact resume). The latent calibration: test_calibration.py."""
 
 from __future__ import annotations
 
-import json
 import math
-import runpy
-import sys
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +21,6 @@ from genesis_drive.train.distributed import DistEnv
 from genesis_drive.train.loop import train
 from genesis_drive.train.tasks import TASKS
 from genesis_drive.train.tasks.lidar_ae import (
-    DROP_THRESHOLDS,
     DROPPED,
     LIDAR_AE_PRESETS,
     LIDAR_AE_TASK,
@@ -34,14 +28,13 @@ from genesis_drive.train.tasks.lidar_ae import (
     RETURNED,
     LidarAERunConfig,
     beam_labels,
-    calibrate_latents,
     evaluate_sweeps,
     kl_weight_at,
     render_sweep,
     sample_rays,
-    spread,
     sweep_of,
 )
+from genesis_drive.train.tasks.clip_task import spread
 
 from .overfit import overfit_losses
 
@@ -274,52 +267,6 @@ def test_a_few_steps_through_the_training_loop_then_load(three_steps):
     model, loaded_cfg, info = load_run_model(run, LidarAERunConfig, lambda c: LidarAE(c.model))
     assert isinstance(model, LidarAE) and loaded_cfg == cfg and info["step"] == 3
     assert all(torch.equal(model.state_dict()[k], v) for k, v in res.ema.state_dict().items())
-
-
-def test_calibration_gives_unit_normalised_latents(three_steps, root, tmp_path, monkeypatch, capsys):
-    """The calibrated checkpoint loads with load_run_model, holds the run's EMA weights with the
-    measured shift / scale, its normalised latents of the measured sweeps have mean 0 and std 1,
-    and the statistics are recorded in its state."""
-    cfg, _, run = three_steps
-    out = tmp_path / "calibrated"
-    stats = calibrate_latents(run, root, out, sweeps=8, progress=False)
-    assert stats["sweeps"] == 4 and stats["count"] == 4 * 4 * 16 * 16 and stats["std"] > 0  # every keyframe sweep
-    raw, _, _ = load_run_model(run, LidarAERunConfig, lambda c: LidarAE(c.model))
-    ae, acfg, info = load_run_model(out, LidarAERunConfig, lambda c: LidarAE(c.model))
-    assert info["task"] == "lidar-ae" and info["step"] == 3
-    assert acfg.model.shift_factor == pytest.approx(stats["mean"]) and acfg.model.scaling_factor == pytest.approx(1 / stats["std"])
-    by = {float(k): v for k, v in stats["chamfer_by_threshold"].items()}
-    assert sorted(by) == sorted(DROP_THRESHOLDS) and stats["drop_threshold"] == min(by, key=by.get)
-    assert acfg.model.drop_threshold == stats["drop_threshold"] and stats["tune_sweeps"] == 4
-    assert acfg == replace(cfg, model=replace(cfg.model, shift_factor=acfg.model.shift_factor, scaling_factor=acfg.model.scaling_factor,
-                                              drop_threshold=acfg.model.drop_threshold))
-    assert ae.shift_factor == acfg.model.shift_factor and ae.scaling_factor == acfg.model.scaling_factor
-    for k, v in raw.state_dict().items():
-        assert torch.equal(v, ae.state_dict()[k]), k
-    index = LIDAR_AE_TASK.build(cfg, root).clip_index()
-    occ = voxelize(cfg.model.grid, [sweep_of(index.load(i)) for i in range(len(index))])
-    with torch.no_grad():
-        z_raw, z = raw.encode(occ), ae.encode(occ)
-    assert abs(z_raw.mean().item()) > 1e-3 or abs(z_raw.std(unbiased=False).item() - 1) > 1e-2  # calibration changes them
-    assert abs(z.mean().item()) < 1e-4 and z.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-4)
-    state = json.loads((out / "state.json").read_text())
-    rec = state["latent_statistics"]
-    assert rec["count"] == stats["count"] and rec["sweeps"] == 4 and rec["data_root"] == str(root) and state["task"] == "lidar-ae"
-    assert rec["source"].endswith("step_00000003")
-    with pytest.raises(ConfigError, match="sweeps"):
-        calibrate_latents(run, root, tmp_path / "x", sweeps=0)
-    # the script (run in-process): same weights and config, exit code 0; 1 with the error for a bad root
-    script = str(Path(__file__).parents[3] / "scripts" / "calibrate_lidar_ae.py")
-    monkeypatch.setattr(sys, "argv", [script, str(run), "--data", str(root), "--out", str(tmp_path / "cli"), "--sweeps", "8"])
-    with pytest.raises(SystemExit) as done:
-        runpy.run_path(script, run_name="__main__")
-    assert done.value.code == 0
-    assert (tmp_path / "cli" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
-    assert json.loads((tmp_path / "cli" / "state.json").read_text())["config"] == state["config"]
-    monkeypatch.setattr(sys, "argv", [script, str(run), "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "bad")])
-    with pytest.raises(SystemExit) as failed:
-        runpy.run_path(script, run_name="__main__")
-    assert failed.value.code == 1 and "error:" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_resume_matches_an_uninterrupted_run(root, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from genesis_drive.config import config_to_dict
-from genesis_drive.data.clips import ClipDataset, collate_clips
+from genesis_drive.data.clips import ClipDataset, ClipIndex, collate_clips
 from genesis_drive.data.latent_cache import LatentCache
 from genesis_drive.data.nuscenes import NuScenesReader
 from genesis_drive.errors import ConfigError
@@ -96,6 +96,20 @@ def test_samples_move_the_reference_and_put_the_layout_in_the_sensor_grid(root, 
     want = np.linalg.inv(e0) @ to_global[2]
     np.testing.assert_allclose(s["grid_to_ego"][1].numpy(), want, atol=1e-4)
     assert s["ego"].shape == (HORIZON, 4) and s["ego"][1, 0] == pytest.approx(2.0 * 1.0, abs=1e-3)  # 1 s at 2 m/s
+
+
+def test_samples_read_only_the_reference_images(root, nets):
+    """The task's clips carry the reference keyframe's images only, and give the sample a clip with
+    every keyframe's images gives."""
+    task = LIDAR_DIT_TASK.build(config(nets), root)
+    index = task.clip_index()
+    full = ClipIndex(index.reader, index.spec, scenes=list(dict.fromkeys(r.scene_token for r in index.refs)))
+    transform = task.make_transform(index.reader)
+    for i in range(len(index)):
+        clip, whole = index.load(i), full.load(i)
+        assert clip.images.shape[0] == 1 and whole.images.shape[0] == HORIZON + 1
+        a, b = transform(clip), transform(whole)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), i
 
 
 def test_encoding_and_the_latent_cache(root, nets, tmp_path):

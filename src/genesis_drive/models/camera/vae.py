@@ -27,16 +27,12 @@ Architecture (after the CogVideoX VAE's causal design; see docs/camera.md "Video
   follows the chunk length (``chunk=`` latent frames per chunk).
 
 Normalised latents (what the DiT sees) are ``(z - shift_factor) * scaling_factor``; both factors
-are config fields, measured after training with :func:`latent_statistics` (docs/camera.md).
+are config fields, measured after training (:func:`genesis_drive.models.codec.latent_statistics`,
+:mod:`genesis_drive.train.calibration`; docs/camera.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -47,16 +43,13 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ...errors import ConfigError
-from ..codec import LOGVAR_RANGE, LatentCodec, check_codec_config
+from ..codec import LOGVAR_RANGE, LatentCodec, check_codec_config, draw_posterior, weights_version
 
 __all__ = [
     "VideoVAEConfig",
     "VideoVAE",
     "VAEOutput",
     "CausalCache",
-    "LatentStats",
-    "kl_divergence",
-    "latent_statistics",
     "tiny",
     "paper",
     "PRESETS",
@@ -86,7 +79,7 @@ class VideoVAEConfig:
     start, so the encoder need not inflate its means to outshout unit noise while the KL weight
     warms up).
     scaling_factor, shift_factor: latent normalisation ``(z - shift) * scale`` (measured after
-    training with :func:`latent_statistics`; 1 and 0 before).
+    training, :mod:`genesis_drive.train.calibration`; 1 and 0 before).
     """
 
     widths: tuple[int, ...] = (24, 48, 96)
@@ -387,12 +380,6 @@ class VAEOutput(NamedTuple):
     z: torch.Tensor
 
 
-def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """``KL(N(mean, exp(logvar)) || N(0, 1))`` averaged over all elements (nats per latent element)."""
-    mean, logvar = mean.float(), logvar.float()
-    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
-
-
 class VideoVAE(LatentCodec):
     """Causal 3D video VAE: ``n 3 (tf k + 1) h w`` in [-1, 1] <-> latents ``n z (k + 1) h/sf w/sf``."""
 
@@ -469,12 +456,7 @@ class VideoVAE(LatentCodec):
         """Videos ``n 3 t h w`` in [-1, 1] -> un-normalised latents ``n z t' h' w'``: the posterior
         mean, or ``mean + std * eps`` with ``eps`` drawn from ``generator`` when ``sample``."""
         mean, logvar = self.moments(x, chunk=chunk)
-        return self._draw(mean, logvar, generator) if sample else mean
-
-    @staticmethod
-    def _draw(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + torch.exp(0.5 * logvar) * eps
+        return draw_posterior(mean, logvar, generator) if sample else mean
 
     # -- decoder ----------------------------------------------------------------------------
     def decode_raw(self, z: torch.Tensor, *, chunk: int | None = None) -> torch.Tensor:
@@ -498,52 +480,13 @@ class VideoVAE(LatentCodec):
     def forward(self, x: torch.Tensor, *, sample: bool = True, generator: torch.Generator | None = None) -> VAEOutput:
         """Encode, draw a latent (``sample``) or take the mean, decode: see :class:`VAEOutput`."""
         mean, logvar = self.moments(x)
-        z = self._draw(mean, logvar, generator) if sample else mean
+        z = draw_posterior(mean, logvar, generator) if sample else mean
         return VAEOutput(self.decode_raw(z), mean, logvar, z)
 
     @property
     def version(self) -> str:
         """``VideoVAE:`` + a SHA-256 prefix of the config and every weight's bytes."""
-        h = hashlib.sha256(json.dumps(dataclasses.asdict(self.cfg), sort_keys=True).encode())
-        for name, t in sorted(self.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        return f"VideoVAE:{h.hexdigest()[:16]}"
-
-
-# ----------------------------------------------------------------------------- latent statistics
-
-
-@dataclass(frozen=True)
-class LatentStats:
-    """Mean and standard deviation of raw posterior-mean latents over ``count`` elements."""
-
-    mean: float
-    std: float
-    count: int
-
-    @property
-    def scaling_factor(self) -> float:
-        """``1 / std``: makes normalised latents unit-variance."""
-        return 1.0 / self.std
-
-
-@torch.no_grad()
-def latent_statistics(codec: LatentCodec, videos: Iterable[torch.Tensor]) -> LatentStats:
-    """Mean and std of ``codec.encode_raw`` (posterior means) over all elements of all ``videos``
-    (each ``n 3 t h w`` in [-1, 1]); accumulated in float64. Set ``shift_factor = mean`` and
-    ``scaling_factor = 1 / std`` in the codec's config after training (docs/camera.md)."""
-    s = s2 = 0.0
-    n = 0
-    for x in videos:
-        z = codec.encode_raw(x).double()
-        s += float(z.sum())
-        s2 += float(z.square().sum())
-        n += z.numel()
-    if n == 0:
-        raise ValueError("latent_statistics: no videos given")
-    mean = s / n
-    return LatentStats(mean=mean, std=math.sqrt(max(s2 / n - mean * mean, 1e-12)), count=n)
+        return weights_version("VideoVAE", self.cfg, self)
 
 
 # ----------------------------------------------------------------------------- presets

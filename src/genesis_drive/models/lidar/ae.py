@@ -22,9 +22,6 @@ plane: expected depth (metres along the ray) and drop probability per ray.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -35,7 +32,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..blocks import ConvBlock, group_count
-from ..codec import LOGVAR_RANGE, LatentCodec, check_codec_config
+from ..codec import LOGVAR_RANGE, LatentCodec, check_codec_config, draw_posterior, weights_version
 from .render import RenderOutput, ray_box_interval, render_adaptive
 from .voxel import BEVGrid, sample_plane, sample_plane_channels, sample_volume
 
@@ -48,7 +45,6 @@ __all__ = [
     "LidarRender",
     "PRESETS",
     "height_embedding",
-    "kl_divergence",
     "paper",
     "tiny",
 ]
@@ -76,7 +72,8 @@ class LidarAEConfig:
     dilate, floor: proposal pdf dilation (intervals) and uniform floor (:func:`.render.sample_pdf`).
     init_logvar: initial bias of the encoder's log-variance outputs.
     drop_threshold: a decoded beam is dropped when its drop probability exceeds this (0.5 until
-    the calibration step chooses it on training sweeps, ``lidar_ae.calibrate_latents``).
+    the calibration step chooses it on training sweeps,
+    :func:`genesis_drive.train.calibration.calibrate_lidar_ae`).
     scaling_factor, shift_factor: latent normalisation ``(z - shift) * scale``.
     """
 
@@ -171,12 +168,6 @@ def paper() -> LidarAEConfig:
 
 #: Named model presets (plain functions).
 PRESETS = {"tiny": tiny, "paper": paper}
-
-
-def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """``KL(N(mean, exp(logvar)) || N(0, 1))`` averaged over all elements (nats per latent element)."""
-    mean, logvar = mean.float(), logvar.float()
-    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
 
 
 class BEVPlane(NamedTuple):
@@ -333,15 +324,10 @@ class LidarAE(LatentCodec):
         mean, logvar = self.encoder(occ.float()).chunk(2, dim=1)
         return mean, logvar.clamp(*LOGVAR_RANGE)
 
-    @staticmethod
-    def _draw(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + torch.exp(0.5 * logvar) * eps
-
     def encode_raw(self, x: torch.Tensor, *, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """Occupancy (b z h w) -> un-normalised latents (b c h' w'): the posterior mean, or a draw."""
         mean, logvar = self.moments(x)
-        return self._draw(mean, logvar, generator) if sample else mean
+        return draw_posterior(mean, logvar, generator) if sample else mean
 
     def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
         """Un-normalised latents (b c h' w') -> feature plane (b p h w) (see :meth:`split`)."""
@@ -408,7 +394,7 @@ class LidarAE(LatentCodec):
                 generator: torch.Generator | None = None, jitter: bool = False) -> AEOutput:
         """Encode ``occ`` (b z h w), draw a latent (``sample``) or take the mean, decode, render rays."""
         mean, logvar = self.moments(occ)
-        z = self._draw(mean, logvar, generator) if sample else mean
+        z = draw_posterior(mean, logvar, generator) if sample else mean
         plane = self.decode_raw(z)
         out = self.render(plane, origins, dirs, generator=generator, jitter=jitter)
         return AEOutput(out, self.split(plane).occupancy, mean, logvar, z)
@@ -416,8 +402,4 @@ class LidarAE(LatentCodec):
     @property
     def version(self) -> str:
         """``LidarAE:`` + a SHA-256 prefix of the config and every weight's bytes."""
-        h = hashlib.sha256(json.dumps(dataclasses.asdict(self.cfg), sort_keys=True).encode())
-        for name, t in sorted(self.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        return f"LidarAE:{h.hexdigest()[:16]}"
+        return weights_version("LidarAE", self.cfg, self)

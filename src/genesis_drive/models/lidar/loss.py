@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import ConfigError
-from .ae import AEOutput, kl_divergence
+from ..codec import kl_divergence
+from .ae import AEOutput
 from .render import distortion_loss
 
 __all__ = ["LidarAELossWeights", "lidar_ae_loss"]

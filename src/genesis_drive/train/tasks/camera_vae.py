@@ -19,7 +19,8 @@ docs/camera.md "Video VAE").
 
 Evaluation (held-out scenes of the root, non-overlapping clips, posterior mean): PSNR (dB on the
 [0, 1] scale, per image = one view-frame, averaged), SSIM (same window), L1, and the mean / std of
-the raw latents (what ``model.scaling_factor`` / ``shift_factor`` are set from after training).
+the raw latents (what ``model.scaling_factor`` / ``shift_factor`` are set from after training,
+:func:`genesis_drive.train.calibration.calibrate_camera_vae`).
 Previews: input above reconstruction for every view, as an MP4 (``t h w 3``) and a PNG of the
 first and last frames.
 """
@@ -27,10 +28,9 @@ first and last frames.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -43,12 +43,12 @@ from ...data.nuscenes import NuScenesReader
 from ...data.schema import CAMERA_CHANNELS, Clip
 from ...errors import ConfigError, DataError
 from ...models.camera import vae as vae_presets
-from ...models.camera.vae import LatentStats, VideoVAE, VideoVAEConfig, kl_divergence, latent_statistics
-from ...models.codec import LatentCodec
+from ...models.camera.vae import VideoVAE, VideoVAEConfig
+from ...models.codec import kl_divergence
 from ..config import TrainConfig
 from ..distributed import DistEnv, all_reduce_sum, shard_indices
 from ..task import TaskDef
-from .clip_task import ClipCut, ClipTask
+from .clip_task import ClipCut, ClipTask, scene_split, spread
 from .frame_ae import image_grid
 
 __all__ = [
@@ -59,11 +59,7 @@ __all__ = [
     "kl_weight_at",
     "to_videos",
     "reconstruction_scores",
-    "calibrate_codec",
-    "calibrate_latents",
-    "scene_split",
     "clip_spec_of",
-    "spread",
     "evaluate_codec",
     "score_clip",
     "CAMERA_VAE_PRESETS",
@@ -172,16 +168,6 @@ def reconstruction_scores(x: torch.Tensor, y: torch.Tensor, window: int = 11) ->
     return psnr, s
 
 
-def scene_split(reader: NuScenesReader, val_scenes: int) -> tuple[list[str], list[str]]:
-    """(training, validation) scene tokens: the last ``val_scenes`` scenes by name are validation."""
-    tokens = sorted(reader.scene_tokens(), key=reader.scene_name)
-    if val_scenes >= len(tokens):
-        raise DataError(f"val_scenes={val_scenes} leaves no training scene (the root has {len(tokens)})",
-                        reader.root, "val_scenes")
-    cut = len(tokens) - val_scenes
-    return tokens[:cut], tokens[cut:]
-
-
 def clip_spec_of(cfg: CameraVAEConfig, *, non_overlapping: bool = False) -> ClipSpec:
     """The clips of a run config (all its views at its image size, no LiDAR); ``non_overlapping``
     sets the window stride to the clip span (evaluation clips)."""
@@ -275,74 +261,6 @@ class CameraVAETask(ClipTask):
         if len(index) == 0:
             return {}
         return evaluate_codec(model, index, spread(len(index), self.cfg.eval_clips), env, self.cfg.loss.ssim_window)
-
-
-def spread(n: int, k: int) -> list[int]:
-    """At most ``k`` indices of ``range(n)``, evenly spread, first and last included."""
-    return sorted({int(round(i)) for i in np.linspace(0, n - 1, min(k, n))}) if n else []
-
-
-def calibrate_codec(run: str | Path, data_root: str | Path, out: str | Path, *,
-                    load: Callable[[Path], tuple[LatentCodec, Any, dict]],
-                    inputs: Callable[[Any], tuple[int, Iterable[torch.Tensor]]],
-                    statistics: Callable[[LatentCodec, Iterable[torch.Tensor]], LatentStats] = latent_statistics,
-                    unit: str = "clip", progress: bool = True, model_updates: dict | None = None,
-                    extra_record: dict | None = None) -> dict[str, float]:
-    """Measure a trained codec's raw-latent statistics and write it, calibrated, as the checkpoint
-    directory ``out`` (shared by the ``*-vae`` / ``*-ae`` calibrations).
-
-    ``load(run)`` gives ``(codec, run config, info)`` (:func:`~genesis_drive.train.checkpoint.load_run_model`,
-    EMA weights); ``inputs(run config)`` gives ``(count, iterator of codec inputs)``;
-    ``statistics(codec, inputs)`` (default :func:`~genesis_drive.models.camera.vae.latent_statistics`:
-    mean / std of ``encode_raw`` over every element, float64) measures them. ``out`` holds the
-    source checkpoint's EMA weights with ``model.shift_factor = mean`` and ``model.scaling_factor =
-    1 / std`` (so the normalised latents have zero mean and unit variance on these inputs) and the
-    record under ``latent_statistics`` in its ``state.json`` (with the source checkpoint and
-    ``data_root``). ``model_updates`` are further ``model.*`` config values written with them (e.g. a
-    tuned decision threshold), ``extra_record`` further entries of the record. Returns the record:
-    ``mean``, ``std``, ``count`` (latent elements), ``<unit>s`` (inputs measured) and ``extra_record``."""
-    from tqdm import tqdm
-
-    from ..checkpoint import export_checkpoint
-
-    codec, cfg, info = load(Path(run))
-    count, it = inputs(cfg)
-    with torch.no_grad():  # the inputs are produced lazily inside the statistics
-        stats = statistics(codec, tqdm(it, total=count, desc="latent statistics", unit=unit, disable=not progress))
-    record = {"mean": stats.mean, "std": stats.std, "count": stats.count, f"{unit}s": count, **(extra_record or {})}
-    updates = {"shift_factor": stats.mean, "scaling_factor": 1.0 / stats.std, **(model_updates or {})}
-    export_checkpoint(info["checkpoint"], out, config_updates={"model": updates},
-                      extra_state={"latent_statistics": {**record, "source": info["checkpoint"], "data_root": str(data_root)}})  # fmt: skip
-    return record
-
-
-def calibrate_latents(run: str | Path, data_root: str | Path, out: str | Path, *, clips: int = 64,
-                      progress: bool = True) -> dict[str, float]:
-    """Measure the latent statistics of a trained camera VAE and write it, calibrated, as the
-    checkpoint directory ``out``: the VAE's EMA weights with ``model.shift_factor = mean`` and
-    ``model.scaling_factor = 1 / std`` of its raw latents (posterior means,
-    :func:`~genesis_drive.models.camera.vae.latent_statistics`), so that the normalised latents a
-    DiT trains on have zero mean and unit variance. Statistics come from up to ``clips`` evenly
-    spread non-overlapping clips of the run's *training* scenes of ``data_root`` (all views).
-    The statistics and the source checkpoint are recorded in ``out/state.json`` under
-    ``latent_statistics`` (:func:`calibrate_codec`). Returns them (``mean``, ``std``, ``count``, ``clips``)."""
-    from ..checkpoint import load_run_model
-
-    if clips < 1:
-        raise ConfigError(f"clips must be >= 1, got {clips}")
-
-    def inputs(cfg: CameraVAEConfig) -> tuple[int, Iterable[torch.Tensor]]:
-        reader = NuScenesReader(data_root)
-        train, _ = scene_split(reader, cfg.val_scenes)
-        index = ClipIndex(reader, clip_spec_of(cfg, non_overlapping=True), scenes=train)
-        if len(index) == 0:
-            raise DataError(f"no clips of {cfg.clips.num_frames} frames in the training scenes to calibrate on", data_root)
-        picks = spread(len(index), clips)
-        videos = VideoSamples()
-        return len(picks), (to_videos(videos(index.load(i))["video"][None]) for i in picks)
-
-    return calibrate_codec(run, data_root, out, load=lambda p: load_run_model(p, CameraVAEConfig, lambda c: VideoVAE(c.model)),
-                           inputs=inputs, unit="clip", progress=progress)
 
 
 @torch.no_grad()

@@ -41,7 +41,23 @@ from ...data.schema import Clip
 from ...errors import ConfigError, DataError
 from ..task import Task
 
-__all__ = ["CaptionedClipDataset", "ClipCut", "ClipTask", "manifest_captions"]
+__all__ = ["CaptionedClipDataset", "ClipCut", "ClipTask", "manifest_captions", "scene_split", "spread"]
+
+
+
+def scene_split(reader: NuScenesReader, val_scenes: int) -> tuple[list[str], list[str]]:
+    """(training, validation) scene tokens: the last ``val_scenes`` scenes by name are validation."""
+    tokens = sorted(reader.scene_tokens(), key=reader.scene_name)
+    if val_scenes >= len(tokens):
+        raise DataError(f"val_scenes={val_scenes} leaves no training scene (the root has {len(tokens)})",
+                        reader.root, "val_scenes")
+    cut = len(tokens) - val_scenes
+    return tokens[:cut], tokens[cut:]
+
+
+def spread(n: int, k: int) -> list[int]:
+    """At most ``k`` indices of ``range(n)``, evenly spread, first and last included."""
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, min(k, n))}) if n else []
 
 
 @dataclass(frozen=True)

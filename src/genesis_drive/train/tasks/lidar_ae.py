@@ -33,16 +33,16 @@ dropped; ``points_ratio`` (predicted / real points in the region); the raw laten
 Preview: per sweep, real occupancy (max over height) | BEV hits of the reconstructed points.
 Both render through :mod:`genesis_drive.models.lidar.sweep` (the latent -> sweep decoder).
 
-Calibration (:func:`calibrate_latents`, ``scripts/calibrate_lidar_ae.py``): the EMA weights
-written as a checkpoint directory with ``model.shift_factor`` / ``model.scaling_factor`` set from
-the raw latents' mean / std over training sweeps (shared with the camera VAE:
-:func:`~genesis_drive.train.tasks.camera_vae.calibrate_codec`).
+Calibration (:func:`genesis_drive.train.calibration.calibrate_lidar_ae`, ``genesis-drive calibrate
+lidar-ae``): the EMA weights written as a checkpoint directory with ``model.shift_factor`` /
+``model.scaling_factor`` set from the raw latents' mean / std over training sweeps, and the drop
+threshold chosen on training sweeps.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -64,8 +64,7 @@ from ...models.lidar.voxel import BEVGrid, voxel_indices, voxelize
 from ..config import TrainConfig
 from ..distributed import DistEnv, all_reduce_sum, shard_indices
 from ..task import TaskDef
-from .camera_vae import calibrate_codec, scene_split, spread
-from .clip_task import ClipCut, ClipTask
+from .clip_task import ClipCut, ClipTask, scene_split, spread
 
 __all__ = [
     "DROPPED",
@@ -78,11 +77,9 @@ __all__ = [
     "beam_labels",
     "kl_weight_at",
     "sample_rays",
+    "chamfer_region",
     "evaluate_sweeps",
-    "tune_drop_threshold",
-    "DROP_THRESHOLDS",
     "render_sweep",
-    "calibrate_latents",
     "LIDAR_AE_PRESETS",
     "LIDAR_AE_TASK",
 ]
@@ -235,8 +232,9 @@ def render_sweep(model: LidarAE, occupancy: torch.Tensor, beams: BeamModel, chun
     return render.depth, render.drop, render.valid, render.dirs, z
 
 
-def _region(grid: BEVGrid) -> dict:
-    """The ViDAR/HERMES Chamfer region intersected with the grid volume, and the ViDAR ego box."""
+def chamfer_region(grid: BEVGrid) -> dict:
+    """The ViDAR/HERMES Chamfer region intersected with the grid volume, and the ViDAR ego box
+    (keyword arguments of :func:`~genesis_drive.eval.chamfer.filter_points`)."""
     p = CHAMFER_PROTOCOLS["vidar"]
     cut = lambda a, b: (max(a[0], b[0]), min(a[1], b[1]))  # noqa: E731
     return {"x_range": cut(p.x_range, grid.x_range), "y_range": cut(p.y_range, grid.y_range),
@@ -250,7 +248,7 @@ def evaluate_sweeps(model: LidarAE, index: ClipIndex, picks: list[int], transfor
     sweeps (``chamfer`` over sweeps whose prediction is not empty in the region; their number is
     ``empty_predictions``, and ``chamfer`` is inf when every one is). Sweeps are shared out over
     ranks; the result is identical on every rank."""
-    region = _region(model.cfg.grid)
+    region = chamfer_region(model.cfg.grid)
     idx, weights = shard_indices(len(picks), env)
     # chamfer sum, chamfer count, empty, depth-l1 sum, depth count, drop correct, drop count, ratio sum, z, z^2, z count
     acc = torch.zeros(11, dtype=torch.float64, device=env.device)
@@ -287,77 +285,6 @@ def evaluate_sweeps(model: LidarAE, index: ClipIndex, picks: list[int], transfor
         "latent_mean": mean,
         "latent_std": math.sqrt(max((acc[9] / acc[10]).item() - mean * mean, 0.0)),
     }
-
-
-#: Drop thresholds the calibration chooses from.
-DROP_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5)
-
-
-@torch.no_grad()
-def tune_drop_threshold(model: LidarAE, sweeps: Sequence[torch.Tensor], beams: BeamModel,
-                        candidates: Sequence[float] = DROP_THRESHOLDS, chunk: int = 4096) -> tuple[float, dict[float, float]]:
-    """The drop threshold of ``candidates`` whose reconstructions of ``sweeps`` (``(n, >= 3)``
-    sensor-frame points; training sweeps, never held-out ones) have the lowest mean Chamfer (m^2,
-    the region of :func:`evaluate_sweeps`), and the mean Chamfer of every candidate. The drop head
-    is trained on a class balance of its own (``rays.returned_fraction``), so its 0.5 is not the
-    decision that places the points best."""
-    if not sweeps or not candidates:
-        raise ConfigError("tune_drop_threshold needs at least one sweep and one candidate threshold")
-    region = _region(model.cfg.grid)
-    total = {float(c): 0.0 for c in candidates}
-    for pts in sweeps:
-        occ = voxelize(model.cfg.grid, pts)
-        render, _ = reconstruct_beams(model, occ, beams, chunk=chunk)
-        gt = filter_points(pts[:, :3].double().numpy(), **region)
-        for c in total:
-            pred = filter_points(render.points(c)[0][:, :3].double().numpy(), **region)
-            total[c] += chamfer_distance(pred, gt, squared=True, workers=1) if len(pred) and len(gt) else math.inf
-    mean = {c: v / len(sweeps) for c, v in total.items()}
-    return min(mean, key=mean.get), mean
-
-
-def calibrate_latents(run: str | Path, data_root: str | Path, out: str | Path, *, sweeps: int = 64, tune_sweeps: int = 16,
-                      progress: bool = True) -> dict[str, float]:
-    """Measure the raw-latent statistics of a trained LiDAR AE and write it, calibrated, as the
-    checkpoint directory ``out`` (:func:`~genesis_drive.train.tasks.camera_vae.calibrate_codec`):
-    its EMA weights with ``model.shift_factor = mean`` and ``model.scaling_factor = 1 / std`` of
-    the posterior means of up to ``sweeps`` evenly spread sweeps of the run's *training* scenes of
-    ``data_root`` (its clips, no manifest filter; each voxelised to the model's grid), so that the
-    normalised latents a LiDAR DiT trains on have zero mean and unit variance; and
-    ``model.drop_threshold`` chosen by :func:`tune_drop_threshold` on ``tune_sweeps`` of those
-    sweeps (0 = keep the model's). The statistics, the Chamfer of each threshold and the source
-    checkpoint are recorded in ``out/state.json`` under ``latent_statistics``. Returns the record
-    (``mean``, ``std``, ``count`` latent elements, ``sweeps``, ``drop_threshold``, ``chamfer_by_threshold``)."""
-    from ..checkpoint import load_run_model
-
-    if sweeps < 1 or tune_sweeps < 0:
-        raise ConfigError(f"sweeps must be >= 1 and tune_sweeps >= 0, got {sweeps}, {tune_sweeps}")
-    load = lambda p: load_run_model(p, LidarAERunConfig, lambda c: LidarAE(c.model))  # noqa: E731
-
-    def training_index(cfg: LidarAERunConfig) -> ClipIndex:
-        reader = NuScenesReader(data_root)
-        train, _ = scene_split(reader, cfg.val_scenes)
-        index = ClipIndex(reader, clip_spec_of(cfg), scenes=train)
-        if len(index) == 0:
-            raise DataError(f"no clips with a {LIDAR} sweep in the training scenes to calibrate on", data_root, "clips.lidar")
-        return index
-
-    def inputs(cfg: LidarAERunConfig) -> tuple[int, Iterable[torch.Tensor]]:
-        index = training_index(cfg)
-        picks = spread(len(index), sweeps)
-        return len(picks), (voxelize(cfg.model.grid, sweep_of(index.load(i))) for i in picks)
-
-    updates, extra = {}, {}
-    if tune_sweeps:
-        model, cfg, _ = load(Path(run))
-        index = training_index(cfg)
-        pts = [sweep_of(index.load(i)) for i in spread(len(index), tune_sweeps)]
-        beams = estimate_beams(pts, cfg.rays.azimuth_bins or None)
-        best, by = tune_drop_threshold(model, pts, beams)
-        updates["drop_threshold"] = best
-        extra = {"drop_threshold": best, "chamfer_by_threshold": {str(k): v for k, v in by.items()}, "tune_sweeps": len(pts)}
-    return calibrate_codec(run, data_root, out, load=load, inputs=inputs, unit="sweep", progress=progress,
-                           model_updates=updates, extra_record=extra)  # fmt: skip
 
 
 def bev_image(grid: BEVGrid, occupied: torch.Tensor) -> np.ndarray:

@@ -72,8 +72,8 @@ from ..checkpoint import load_run_model
 from ..config import TrainConfig
 from ..task import TaskDef
 from .camera_dit import TimeConfig
-from .camera_vae import CameraVAEConfig, scene_split
-from .clip_task import ClipCut, ClipTask
+from .camera_vae import CameraVAEConfig
+from .clip_task import ClipCut, ClipTask, scene_split
 from .lidar_ae import LIDAR, LidarAERunConfig, bev_image
 
 __all__ = [
@@ -192,7 +192,8 @@ def cell_centres(grid: BEVGrid, z: float = 0.0) -> np.ndarray:
 
 
 class ForecastSamples:
-    """Clip of ``1 + horizon`` keyframes -> the sample of the module docstring. Picklable."""
+    """Clip of ``1 + horizon`` keyframes -> the sample of the module docstring (of the camera
+    images only keyframe 0's are read, so clips loaded with ``image_frames=1`` suffice). Picklable."""
 
     def __init__(self, grid: BEVGrid, bev: BevConfig, tokens: TokenConfig, horizon: int):
         self.grid, self.tokens, self.horizon = grid, tokens, horizon
@@ -342,10 +343,11 @@ class LidarDiTTask(ClipTask):
         return self.clips.spec(self.cfg.views, self.cfg.image_size, lidar="keyframe")
 
     def clip_index(self):
-        """Training clips: the root's scenes but the last ``val_scenes`` (by name)."""
+        """Training clips: the root's scenes but the last ``val_scenes`` (by name); camera images
+        are read for the reference keyframe only (the only ones :class:`ForecastSamples` uses)."""
         reader = NuScenesReader(self.data_root)
         train, _ = scene_split(reader, self.cfg.val_scenes)
-        index = ClipIndex(reader, self.clip_spec(), scenes=train, manifest=self.clips.manifest)
+        index = ClipIndex(reader, self.clip_spec(), scenes=train, manifest=self.clips.manifest, image_frames=1)
         if len(index) == 0:
             raise DataError(f"no clips of {self.cfg.horizon + 1} keyframes with sweeps to train on", self.data_root)
         return index
