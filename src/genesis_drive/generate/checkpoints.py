@@ -48,12 +48,12 @@ def missing_hint(base: Path | None, modality: str = "camera") -> str:
     d = "CKPT" if base is None else str(base)
     if modality == "lidar":
         hint = (f"train them with `genesis-drive train lidar-ae --preset tiny --data ROOT --out RUNS/lidar-ae`, "
-                f"`python scripts/calibrate_lidar_ae.py RUNS/lidar-ae --data ROOT --out {d}/lidar_ae` and "
+                f"`genesis-drive calibrate lidar-ae RUNS/lidar-ae --data ROOT --out {d}/lidar_ae` and "
                 f"`genesis-drive train lidar-dit --preset tiny --data ROOT --out {d}/lidar_dit --set ae={d}/lidar_ae "
                 f"vae={d}/camera_vae` (docs/lidar.md)")  # fmt: skip
     else:
         hint = (f"train them with `genesis-drive train camera-vae --preset tiny --data ROOT --out RUNS/camera-vae`, "
-                f"`python scripts/calibrate_vae.py RUNS/camera-vae --data ROOT --out {d}/camera_vae` and "
+                f"`genesis-drive calibrate camera-vae RUNS/camera-vae --data ROOT --out {d}/camera_vae` and "
                 f"`genesis-drive train camera-dit --preset tiny --data ROOT --out {d}/camera_dit --set vae={d}/camera_vae` "
                 "(docs/camera.md)")  # fmt: skip
     return hint + (", then pass --checkpoints CKPT" if base is None else "")

@@ -1,5 +1,10 @@
 """``genesis-drive generate``: generate a nuScenes-format root's scenes again from their layouts.
 
+``--modalities camera,lidar`` (the default): joint generation (:mod:`generate.joint`): the camera video
+first (``--mode`` a camera mode), then every keyframe sweep after the first by the LiDAR DiT from the
+generated video, the layout and (``--lidar-reference real``) keyframe 0's real sweep, then its own
+sweeps; OUT is one nuScenes-format root with the generated camera frames and LiDAR keyframe sweeps.
+
 ``--modalities camera``: for every chosen scene of ``--from ROOT`` the camera DiT generates the six
 views chunk after chunk (each chunk continues the last latent frame of the previous one), from the
 scene's layout and caption; ``--out OUT`` becomes a nuScenes-format root with the same tokens and
@@ -11,30 +16,34 @@ camera images; OUT holds ``<sample_token>/<k>.pcd.bin`` (the layout ``genesis-dr
 reads; :mod:`generate.lidar`). ``--mode copy-reference`` writes the baseline (the keyframe's sweep
 moved by the ego motion), ``--mode reconstruct`` the LiDAR AE's round trip of the true sweeps.
 
-``--modalities camera,lidar``: joint generation (:mod:`generate.joint`): the camera video first
-(``--mode`` a camera mode), then every keyframe sweep after the first by the LiDAR DiT from the
-generated video, the layout and (``--lidar-reference real``) keyframe 0's real sweep, then its own
-sweeps; OUT is one nuScenes-format root with the generated camera frames and LiDAR keyframe sweeps.
-
 Networks: ``--checkpoints DIR`` (layout in :mod:`generate.checkpoints`), default the shipped ones.
 Bad input (options, checkpoints, the source root, an occupied OUT) is one clear error line (exit
 code 1) before any sampling; OUT is written into a temporary sibling and renamed at the end, so a
 failure leaves nothing at OUT.
+
+Scale and resume (:mod:`generate.shard`): each scene is made as one part in ``OUT.parts/`` (with a
+fingerprint of the arguments and networks); a rerun skips complete matching parts. ``--shard I/N``
+makes only shard I's scenes (no OUT), ``--merge-only`` writes OUT from every shard's parts, and under
+torchrun each rank makes its shard and rank 0 merges after a barrier (``--device cuda``: cuda:LOCAL_RANK).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Optional
 
 from ..errors import ConfigError, DataError
 from .camera import MODES
 from .joint import LIDAR_REFERENCES
 from .lidar import LIDAR_MODES
+from .shard import Split, parse_shard, parts_dir, torchrun_rank
 
 __all__ = [
-    "register", "add_arguments", "check_arguments", "parse_modalities", "is_joint", "strength", "run",
+    "register", "add_arguments", "check_arguments", "parse_modalities", "is_joint", "strength", "work_split", "run",
     "MODES", "LIDAR_MODES", "MODALITIES", "JOINT", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_STRENGTH",
 ]  # fmt: skip
 
@@ -51,13 +60,16 @@ DEFAULT_STRENGTH = 0.6
 
 _EPILOG = """\
 examples:
+  genesis-drive generate --from data/st_heldout --out gen/joint --seed 0      (camera,lidar: the default)
   genesis-drive generate --from data/st_heldout --out gen/free --modalities camera --mode free --seed 0
   genesis-drive generate --from data/st_heldout --out gen/ff --modalities camera --mode first-frame --scenes st-1000-0000
   genesis-drive generate --from ROOT --out OUT --modalities camera --mode noisy-latent --strength 0.6 --checkpoints runs/ckpts
   genesis-drive generate --from data/st_heldout --out gen/lidar --modalities lidar --mode forecast --seed 0
   genesis-drive generate --from data/st_heldout --out gen/lidar-nocam --modalities lidar --mode forecast --drop-conditions camera
-  genesis-drive generate --from data/st_heldout --out gen/joint --modalities camera,lidar --mode free --seed 0
   genesis-drive generate --from data/st_heldout --out gen/joint-noref --modalities camera lidar --lidar-reference none
+  genesis-drive generate --from data/st_train --out gen/train --shard 3/16      (SLURM / Ray: one shard's parts)
+  genesis-drive generate --from data/st_train --out gen/train --merge-only      (then OUT from all parts)
+  torchrun --nproc_per_node 8 -m genesis_drive.cli generate --from data/st_train --out gen/train --device cuda
 """
 
 
@@ -65,7 +77,7 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     """Add the ``generate`` subcommand's parser (its options) to the top-level parser; returns it."""
     p = subparsers.add_parser(
         "generate",
-        help="generate the camera views of a nuScenes-format root's scenes from their layouts",
+        help="generate the camera views and LiDAR sweeps of a nuScenes-format root's scenes from their layouts",
         description=__doc__.splitlines()[0],
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -78,8 +90,8 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p.add_argument("--scene-root", metavar="DIR", type=Path, default=None,
                    help="with --scene: keep the rendered reference root here (default: a temporary folder, deleted)")
     p.add_argument("--out", metavar="OUT", type=Path, required=True, help="generated nuScenes-format root to write (must not exist or be empty)")
-    p.add_argument("--modalities", nargs="+", default=["camera"], metavar="M",
-                   help="what to generate: camera, lidar, or camera,lidar (joint: the LiDAR from the generated video)")
+    p.add_argument("--modalities", nargs="+", default=[",".join(JOINT)], metavar="M",
+                   help="what to generate: camera,lidar (default; joint: the LiDAR from the generated video), camera, or lidar")
     p.add_argument("--mode", default=None, metavar="MODE",
                    help=f"camera and camera,lidar: {' | '.join(MODES)} (default free); lidar: {' | '.join(LIDAR_MODES)} "
                         "(default forecast)")
@@ -105,8 +117,14 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                    help="DataCrafter manifest of ROOT with caption embeddings (`genesis-drive curate ROOT --out M`): "
                         "each chunk is generated under its best-overlapping clip's caption (default: no caption)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists; regenerate parts in OUT.parts/ made with other arguments")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--shard", metavar="I/N", default=None,
+                   help="make only shard I of N (0 <= I < N: scene i of the sorted chosen scenes goes to shard i %% N) as "
+                        "parts in OUT.parts/, without writing OUT (SLURM arrays, Ray tasks); then run --merge-only. Under "
+                        "torchrun the shard is the rank and rank 0 merges")
+    p.add_argument("--merge-only", action="store_true",
+                   help="generate nothing: write OUT from the complete parts in OUT.parts/ of every shard (same arguments)")
     return p
 
 
@@ -166,6 +184,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ConfigError(f"--guidance must be >= 0, got {args.guidance}")
     if args.sampler not in ("euler", "heun"):
         raise ConfigError(f"--sampler: unknown sampler {args.sampler!r}; expected euler | heun")
+    work_split(args, init=False)  # --shard / --merge-only / torchrun: a valid combination
     from .root import out_occupied
 
     if out_occupied(args.out) and not args.overwrite:
@@ -174,6 +193,39 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise DataError("--out must differ from --from", args.out, "--out")
     if not args.source.is_dir():
         raise DataError("source root not found (a nuScenes-format root: v1.0-*/ tables, samples/, sweeps/)", args.source, "--from")
+
+
+def work_split(args: argparse.Namespace, environ: Mapping[str, str] = os.environ, *, init: bool = True) -> tuple[Split, Optional[int]]:
+    """This process's :class:`generate.shard.Split` and its LOCAL_RANK under torchrun (else None):
+    ``--merge-only`` (no generation, the merge), ``--shard I/N`` (parts only), torchrun with
+    WORLD_SIZE > 1 (rank of world; rank 0 merges after a barrier: with ``init`` the gloo process
+    group is initialised here), or a plain run (every scene, then the merge). ConfigError for a
+    combination that cannot be meant (--shard with torchrun, --merge-only with either)."""
+    shard, merge_only = getattr(args, "shard", None), getattr(args, "merge_only", False)
+    ranks = torchrun_rank(environ)
+    distributed = ranks is not None and ranks[1] > 1
+    if shard is not None and distributed:
+        raise ConfigError(f"--shard {shard}: under torchrun (WORLD_SIZE {ranks[1]}) the shard is the rank; drop --shard")
+    if merge_only and (shard is not None or distributed):
+        raise ConfigError("--merge-only runs once, alone: not with --shard or under torchrun")
+    if merge_only:
+        return Split(generate=False, log=True), None
+    if shard is not None:
+        i, n = parse_shard(shard)
+        return Split(i, n, merge=False, log=True), None
+    if not distributed:
+        return Split(log=True), None
+    rank, world, local = ranks
+    barrier = None
+    if init:
+        import datetime
+
+        import torch.distributed as dist
+
+        if not dist.is_initialized():  # torchrun's env:// rendezvous; gloo: a CPU barrier is all that is exchanged
+            dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+        barrier = dist.barrier
+    return Split(rank, world, merge=rank == 0, barrier=barrier, log=True, position=None), local
 
 
 def strength(args: argparse.Namespace) -> float:
@@ -189,6 +241,9 @@ def run(args: argparse.Namespace) -> int:
         if args.scene_root is not None:
             raise ConfigError("--scene-root applies to --scene FILE only")
         return run_root(args)
+    split, _ = work_split(args, init=False)
+    if (split.count, split.generate) != (1, True):
+        raise ConfigError("--scene FILE is one scene: no --shard, --merge-only or torchrun")
     import shutil
     import tempfile
 
@@ -217,10 +272,6 @@ def run_root(args: argparse.Namespace) -> int:
     """Check everything, load the networks, generate, write OUT; print a summary. 0 on success."""
     import torch
 
-    from ..layout.conditions import ConditionTransform
-    from .checkpoints import checkpoint_dirs, load_camera_networks
-    from .pipeline import generate_root
-
     check_arguments(args)
     try:
         device = torch.device(args.device)
@@ -228,11 +279,38 @@ def run_root(args: argparse.Namespace) -> int:
         raise ConfigError(f"--device: {e}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {args.device}: CUDA is not available here (use --device cpu)")
+    split, local_rank = work_split(args)
+    try:
+        if local_rank is not None and device.type == "cuda" and device.index is None:  # torchrun: one GPU per local rank
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        return _run_modalities(args, device, split)
+    finally:
+        if split.barrier is not None:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _after(args: argparse.Namespace, split: Split) -> bool:
+    """Print where a non-merging shard's parts are; whether this process wrote OUT (prints its summary)."""
+    if split.merge:
+        return True
+    how = "rank 0 merges them" if split.barrier is not None else "write OUT with the same command and --merge-only once every shard is done"
+    print(f"{split.name}: parts in {parts_dir(args.out)}; {how}")
+    return False
+
+
+def _run_modalities(args: argparse.Namespace, device, split: Split) -> int:
+    from ..layout.conditions import ConditionTransform
+    from .checkpoints import checkpoint_dirs, load_camera_networks
+    from .pipeline import generate_root
+
     mode = mode_of(args)
     if parse_modalities(args.modalities) == ("lidar",):
-        return run_lidar(args, mode, device)
+        return run_lidar(args, mode, device, split)
     if is_joint(args):
-        return run_joint(args, mode, device)
+        return run_joint(args, mode, device, split)
     nets = load_camera_networks(checkpoint_dirs(args.checkpoints, "camera"), device)
     cfg = nets.dit_config
     if args.captions is None and cfg.clips.manifest is not None:
@@ -242,8 +320,10 @@ def run_root(args: argparse.Namespace) -> int:
         args.source, args.out, dit=nets.dit, codec=nets.vae, transform=ConditionTransform(cfg.conditions),
         views=cfg.views, num_frames=cfg.clips.num_frames, mode=mode, strength=strength(args), scenes=args.scenes,
         seed=args.seed, steps=args.steps, guidance=args.guidance, method=args.sampler, shift=cfg.time.shift,
-        captions=args.captions, overwrite=args.overwrite, progress=not args.no_progress,
+        captions=args.captions, overwrite=args.overwrite, progress=not args.no_progress, split=split,
     )  # fmt: skip
+    if not _after(args, split):
+        return 0
     w, h = cfg.image_size
     print(f"wrote {out}: {len(cfg.views)} views at {w}x{h}, mode {mode}, seed {args.seed} "
           f"(DiT {nets.info['camera_dit']['checkpoint']}, VAE {nets.info['camera_vae']['checkpoint']})")  # fmt: skip
@@ -251,7 +331,7 @@ def run_root(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_lidar(args: argparse.Namespace, mode: str, device) -> int:
+def run_lidar(args: argparse.Namespace, mode: str, device, split: Optional[Split] = None) -> int:
     """``--modalities lidar``: load the LiDAR networks (none for copy-reference), forecast, write OUT."""
     from .checkpoints import checkpoint_dirs
     from .lidar import forecast_root, load_lidar_networks
@@ -261,13 +341,15 @@ def run_lidar(args: argparse.Namespace, mode: str, device) -> int:
         nets = load_lidar_networks(checkpoint_dirs(args.checkpoints, "lidar"), device, need_dit=mode == "forecast")
     out = forecast_root(args.source, args.out, nets=nets, mode=mode, scenes=args.scenes, seed=args.seed, steps=args.steps,
                         guidance=args.guidance if mode == "forecast" else 1.0, drop=args.drop_conditions,
-                        overwrite=args.overwrite, progress=not args.no_progress)  # fmt: skip
+                        overwrite=args.overwrite, progress=not args.no_progress, split=split)  # fmt: skip
+    if split is not None and not _after(args, split):
+        return 0
     print(f"wrote {out}: LiDAR {mode}, seed {args.seed}; score it with "
           f"`genesis-drive eval lidar --gen {out} --ref {args.source} --out DIR`")  # fmt: skip
     return 0
 
 
-def run_joint(args: argparse.Namespace, mode: str, device) -> int:
+def run_joint(args: argparse.Namespace, mode: str, device, split: Optional[Split] = None) -> int:
     """``--modalities camera,lidar``: load and cross-check all four networks (the LiDAR DiT's camera VAE
     must be DIR/camera_vae, the version its checkpoint records), generate the joint root."""
     from .checkpoints import checkpoint_dirs, load_camera_networks
@@ -284,8 +366,10 @@ def run_joint(args: argparse.Namespace, mode: str, device) -> int:
     out = generate_joint_root(
         args.source, args.out, camera=cam, lidar=lid, mode=mode, strength=strength(args), reference=reference,
         scenes=args.scenes, seed=args.seed, steps=args.steps, guidance=args.guidance, method=args.sampler,
-        captions=args.captions, overwrite=args.overwrite, progress=not args.no_progress,
+        captions=args.captions, overwrite=args.overwrite, progress=not args.no_progress, split=split,
     )  # fmt: skip
+    if split is not None and not _after(args, split):
+        return 0
     w, h = cam.dit_config.image_size
     print(f"wrote {out}: {len(cam.dit_config.views)} views at {w}x{h} (camera mode {mode}) + LiDAR keyframe sweeps "
           f"(reference {reference}, horizon {lid.dit_config.horizon}), seed {args.seed}")  # fmt: skip

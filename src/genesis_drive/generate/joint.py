@@ -4,10 +4,11 @@ layout, written as ONE nuScenes-format root.
 Two stages, camera first (the paper's "gen_img" joint condition: the LiDAR branch sees the generated
 video, never the real images):
 
-1. **Camera.** :func:`generate.pipeline.generate_root` generates every camera frame of the chosen
-   scenes (mode free / first-frame / noisy-latent, the whole scene rolled out chunk after chunk,
-   :mod:`generate.scene`) into a hidden temporary sibling of ``OUT``. So the whole scene's video
-   exists before the LiDAR stage starts.
+1. **Camera.** Scene by scene, each scene one part of ``OUT.parts/`` (:mod:`generate.shard`): the
+   camera job (:func:`generate.pipeline.camera_job`) generates every camera frame of the scene (mode
+   free / first-frame / noisy-latent, the whole scene rolled out chunk after chunk,
+   :mod:`generate.scene`) into a one-scene generated root in the part's temporary folder. So the
+   whole scene's video exists before its LiDAR stage starts.
 2. **LiDAR.** For each scene of ``n`` keyframes the LiDAR DiT (``horizon`` keyframes per sample, 6 =
    3 s at 2 Hz) generates every keyframe sweep after the first, window after window
    (:func:`plan_windows`): window ``w`` has the present keyframe ``s = w * horizon`` and generates
@@ -15,7 +16,7 @@ video, never the real images):
    moved back to ``s = n - 1 - horizon`` and keeps only the keyframes not generated yet. A window's
    condition is its clip of keyframes ``s .. s + horizon`` of the *source* (layout BEV, boxes, ego
    motion, calibration: what the camera branch was conditioned on too) whose camera images are
-   replaced by the *generated* images of the temporary root (the JPEGs OUT will hold, resized like
+   replaced by the *generated* images of the one-scene root (the JPEGs OUT will hold, resized like
    the DiT's training images): the lift of keyframe ``s``'s six generated images. The reference
    sweep (``reference="real"``) is keyframe 0's real sweep for the first window and the sweep
    generated before at ``s`` for later windows (an autoregressive rollout, like the camera chunks);
@@ -47,15 +48,17 @@ Output ``OUT`` (the camera root of :mod:`generate.root`, with LiDAR changed):
   windows per scene, the networks.
 
 Cameras, tokens, annotations, maps and RADAR files as in a camera-only generation (same seed: the
-same camera bytes). Everything is written into a hidden temporary sibling and renamed at the end
-(:func:`data.atomic.replace_dir`): a failure leaves nothing at ``OUT``. Same seed, same bytes.
+same camera bytes). A part keeps only the scene's generated files (camera JPEGs, MP4, clips, LiDAR
+keyframe sweeps 1 .. n-1) and its rows (LiDAR ``generation`` rows, windows); when every part exists
+OUT is merged from them into a hidden temporary sibling and renamed at the end
+(:func:`data.atomic.replace_dir`): a failure leaves nothing at ``OUT``. Same seed, same bytes, however
+the parts were made (one run, resumed, sharded).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -65,7 +68,7 @@ from tqdm import tqdm
 
 from ..data.atomic import atomic_dir, atomic_write_json
 from ..data.clips import ClipIndex
-from ..data.nuscenes import NuScenesReader, find_versions
+from ..data.nuscenes import NuScenesReader
 from ..errors import ConfigError, DataError
 from ..layout.conditions import ConditionTransform
 from ..models.lidar.sweep import POINT_DIMS, write_pcd_bin
@@ -73,8 +76,9 @@ from ..train.tasks.lidar_ae import LIDAR
 from .camera import MODES
 from .checkpoints import CameraNetworks
 from .lidar import Forecaster, LidarNetworks, beams_of_root
-from .pipeline import generate_root
-from .root import out_occupied
+from .pipeline import camera_job
+from .root import out_occupied, plan_generated_root, read_tables, write_root_base
+from .shard import Split, config_sha256, link_files, network_identity, run_parts, shard_scenes
 
 __all__ = ["LIDAR_REFERENCES", "LidarWindow", "plan_windows", "window_seed", "check_joint_networks", "generate_joint_root"]
 
@@ -196,12 +200,15 @@ def generate_joint_root(
     captions: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    split: Split | None = None,
 ) -> Path:
     """Generate the camera video (``mode``, ``strength``, ``method``, ``captions`` as
     :func:`generate.pipeline.generate_root`) and then the LiDAR keyframe sweeps from it (``reference``:
     :data:`LIDAR_REFERENCES`) of the chosen ``scenes`` (names; None = all) of ``source``; write ``out``
     (module docstring); returns ``out``. ``steps`` / ``guidance``: both samplers (the LiDAR one is
-    Euler, guidance against every LiDAR condition dropped). Every check runs before any sampling."""
+    Euler, guidance against every LiDAR condition dropped). Every check runs before any sampling.
+    Each scene (camera and LiDAR) is one part in ``OUT.parts/`` (:mod:`generate.shard`): a rerun
+    skips complete parts; ``split`` shards the scenes over processes."""
     source, out = Path(source), Path(out)
     if reference not in LIDAR_REFERENCES:
         raise ConfigError(f"--lidar-reference: unknown {reference!r}; expected {' | '.join(LIDAR_REFERENCES)}")
@@ -225,57 +232,91 @@ def generate_joint_root(
             plans[n] = plan_windows(len(reader.sample_tokens(by_name[n])), cfg.horizon)
         except DataError as e:
             raise DataError(f"scene {n}: {e}", source, "--scenes") from None
+    ccfg = camera.dit_config
+    job = camera_job(source, dit=camera.dit, codec=camera.vae, transform=ConditionTransform(ccfg.conditions), views=ccfg.views,
+                     num_frames=ccfg.clips.num_frames, mode=mode, strength=strength, scenes=names, seed=seed, steps=steps,
+                     guidance=guidance, method=method, shift=ccfg.time.shift, overlap_latents=1, captions=captions)  # fmt: skip
     device = next(lidar.ae.parameters()).device
     beams = beams_of_root(reader)
     forecaster = Forecaster(lidar, beams, cfg, "forecast", steps, guidance, ("reference",) if reference == "none" else (), device)
+    spec = replace(cfg.clips.spec(cfg.views, cfg.image_size, lidar="keyframe"), window_stride=1)
+    src_index = ClipIndex(reader, spec, scenes=[by_name[n] for n in names])
+    src_refs = {r.clip_id: r for r in src_index.refs}
+    fingerprint = {**job.fingerprint, "task": "camera,lidar", "reference": reference, "lidar_horizon": cfg.horizon,
+                   "lidar_config": config_sha256(cfg), "lidar_networks": {k: network_identity(v) for k, v in
+                   (("lidar_ae", lidar.ae), ("lidar_dit", lidar.dit), ("lidar_camera_vae", lidar.vae))}}  # fmt: skip
+    empty = np.zeros((0, POINT_DIMS), dtype=np.float32)
+    source_tables = read_tables(source)  # read once for the one-scene roots
+    split = split or Split()
+    mine = shard_scenes(names, split.index, split.count) if split.generate else []
 
-    t0 = time.perf_counter()
-    with atomic_dir(out, "joint") as tmp:
-        ccfg = camera.dit_config
-        generate_root(source, tmp, dit=camera.dit, codec=camera.vae, transform=ConditionTransform(ccfg.conditions),
-                      views=ccfg.views, num_frames=ccfg.clips.num_frames, mode=mode, strength=strength, scenes=names,
-                      seed=seed, steps=steps, guidance=guidance, method=method, shift=ccfg.time.shift, captions=captions,
-                      overwrite=True, progress=progress)  # fmt: skip
-        t_camera = time.perf_counter() - t0
-        gen_reader = NuScenesReader(tmp)
-        spec = replace(cfg.clips.spec(cfg.views, cfg.image_size, lidar="keyframe"), window_stride=1)
-        chosen = [by_name[n] for n in names]
-        src_index, gen_index = ClipIndex(reader, spec, scenes=chosen), ClipIndex(gen_reader, spec, scenes=chosen)
-        src_refs, gen_refs = {r.clip_id: r for r in src_index.refs}, {r.clip_id: r for r in gen_index.refs}
-        generated: dict[str, bool] = {}
-        windows_meta = {}
-        empty = np.zeros((0, POINT_DIMS), dtype=np.float32)
-        with tqdm(total=sum(len(p) for p in plans.values()), desc="lidar", unit="window", disable=not progress) as bar:
-            for n in names:
-                samples = reader.sample_tokens(by_name[n])
-                lidar_sd = [reader.nusc.get("sample", s)["data"][LIDAR] for s in samples]
-                sweeps = {0: np.asarray(reader.lidar_sweep(lidar_sd[0]).points, dtype=np.float32)} if reference == "real" else {}
-                for w, win in enumerate(plans[n]):
-                    cid = f"{n}:{win.start:04d}"
-                    clip, gclip = src_index.load(src_refs[cid]), gen_index.load(gen_refs[cid])
-                    if clip.sample_tokens != gclip.sample_tokens:  # the same tables: cannot happen unless the root changed
-                        raise DataError(f"clip {cid} covers other samples in the generated root", tmp, "sample")
-                    ref = sweeps[win.start] if reference == "real" else empty
-                    clip = replace(clip, images=gclip.images, intrinsics=gclip.intrinsics, lidar=[ref, *clip.lidar[1:]])
-                    clouds = forecaster(clip, window_seed(seed, n, w))
-                    for j, pts in enumerate(clouds):
-                        k = win.start + 1 + j
-                        if k >= win.keep_from:
-                            sweeps[k] = pts
-                    bar.update(1)
-                for k, sd_tok in enumerate(lidar_sd):
-                    generated[sd_tok] = k > 0
-                    if k > 0:
-                        write_pcd_bin(tmp / reader.sample_data(sd_tok)["filename"], sweeps[k])  # replaces the hard link
-                windows_meta[n] = [{"start": win.start, "keyframes": list(range(win.keep_from, win.start + cfg.horizon + 1))}
-                                   for win in plans[n]]  # fmt: skip
-        version = find_versions(tmp)[0]
-        _lidar_tables(tmp, version, generated)
-        atomic_write_json(tmp / "generated" / "lidar.json", {
-            "reference": reference, "seed": seed, "steps": steps, "guidance": guidance, "sampler": "euler",
-            "horizon": cfg.horizon, "camera_mode": mode, "source": str(source), "windows": windows_meta,
-            "seconds": {"camera": round(t_camera, 1), "lidar": round(time.perf_counter() - t0 - t_camera, 1)},
-            "networks": {k: {"checkpoint": str(v.get("checkpoint")), "step": v.get("step")}
-                         for k, v in {**camera.info, **lidar.info}.items()},
-        }, indent=1)  # fmt: skip
-    return out
+    def lidar_stage(n: str, tmp: Path, bar) -> dict:
+        """The LiDAR windows of scene ``n`` from its generated video in the one-scene root ``tmp``;
+        writes its generated keyframe sweeps there; returns its rows."""
+        gen_index = ClipIndex(NuScenesReader(tmp), spec, scenes=[by_name[n]])
+        gen_refs = {r.clip_id: r for r in gen_index.refs}
+        samples = reader.sample_tokens(by_name[n])
+        lidar_sd = [reader.nusc.get("sample", s)["data"][LIDAR] for s in samples]
+        sweeps = {0: np.asarray(reader.lidar_sweep(lidar_sd[0]).points, dtype=np.float32)} if reference == "real" else {}
+        for w, win in enumerate(plans[n]):
+            cid = f"{n}:{win.start:04d}"
+            clip, gclip = src_index.load(src_refs[cid]), gen_index.load(gen_refs[cid])
+            if clip.sample_tokens != gclip.sample_tokens:  # the same tables: cannot happen unless the root changed
+                raise DataError(f"clip {cid} covers other samples in the generated root", tmp, "sample")
+            ref = sweeps[win.start] if reference == "real" else empty
+            clip = replace(clip, images=gclip.images, intrinsics=gclip.intrinsics, lidar=[ref, *clip.lidar[1:]])
+            clouds = forecaster(clip, window_seed(seed, n, w))
+            for j, pts in enumerate(clouds):
+                k = win.start + 1 + j
+                if k >= win.keep_from:
+                    sweeps[k] = pts
+            bar.update(1)
+        files = []
+        for k, sd_tok in enumerate(lidar_sd[1:], start=1):
+            files.append(reader.sample_data(sd_tok)["filename"])
+            write_pcd_bin(tmp / files[-1], sweeps[k])  # replaces the hard link
+        windows = [{"start": win.start, "keyframes": list(range(win.keep_from, win.start + cfg.horizon + 1))} for win in plans[n]]
+        return {"generated": [[tok, k > 0] for k, tok in enumerate(lidar_sd)], "windows": windows, "files": files}
+
+    with tqdm(total=sum(job.chunks_of[n] for n in mine), desc="generate", unit="chunk", disable=not progress or not mine) as cbar, \
+         tqdm(total=sum(len(plans[n]) for n in mine), desc="lidar", unit="window", disable=not progress or not mine) as lbar:  # fmt: skip
+
+        def skip(n: str) -> None:
+            cbar.total -= job.chunks_of[n]
+            lbar.total -= len(plans[n])
+            cbar.refresh()
+            lbar.refresh()
+
+        def make_part(n: str, tmp: Path) -> dict:
+            # a one-scene generated root in tmp (tables, generated JPEGs, the source's other sensor files), read by
+            # the LiDAR stage; then everything but the scene's generated files is removed
+            video = job.generate(n, cbar)
+            scene_plan = plan_generated_root(source, [n], ccfg.views, ccfg.image_size, source_tables=source_tables)
+            write_root_base(scene_plan, tmp)  # (the reader checks the maps too)
+            keep = set(job.write(video, tmp, scene_plan))
+            rows = lidar_stage(n, tmp, lbar)
+            keep.update(rows.pop("files"))
+            for p in sorted(tmp.rglob("*"), reverse=True):  # files first, then the folders they leave empty
+                if p.is_file() and str(p.relative_to(tmp)) not in keep:
+                    p.unlink()
+                elif p.is_dir() and not any(p.iterdir()):
+                    p.rmdir()
+            return rows
+
+        def merge(store, names_: Sequence[str]) -> None:
+            with atomic_dir(out, "joint") as tmp:
+                write_root_base(job.plan, tmp)
+                for n in names_:
+                    link_files(store.part(n), store.files(n), tmp)  # the generated camera files and LiDAR keyframe sweeps
+                rows = {n: store.marker(n)["rows"] for n in names_}
+                _lidar_tables(tmp, job.plan.version, {tok: g for n in names_ for tok, g in rows[n]["generated"]})
+                atomic_write_json(tmp / "generated" / "lidar.json", {
+                    "reference": reference, "seed": seed, "steps": steps, "guidance": guidance, "sampler": "euler",
+                    "horizon": cfg.horizon, "camera_mode": mode, "source": str(source),
+                    "windows": {n: rows[n]["windows"] for n in names_},
+                    "networks": {k: {"checkpoint": str(v.get("checkpoint")), "step": v.get("step")}
+                                 for k, v in {**camera.info, **lidar.info}.items()},
+                }, indent=1)  # fmt: skip
+
+        return run_parts(out, names, fingerprint, make_part, merge, split=split, overwrite=overwrite, progress=progress,
+                         on_skip=skip)  # fmt: skip

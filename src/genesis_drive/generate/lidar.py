@@ -17,8 +17,10 @@ intensity, ring`` points in the LIDAR_TOP sensor frame of the keyframe ``k`` ste
 * ``reconstruct``: the AE's ceiling: each true future sweep encoded and decoded (no DiT).
 
 The beam model (ring elevations, azimuth bins) is estimated from the source root's sweeps
-(:func:`models.lidar.beams.estimate_beams`). OUT is written into a temporary sibling and renamed
-when complete, so a failure leaves nothing at OUT. Same seed, same bytes.
+(:func:`models.lidar.beams.estimate_beams`). Each scene's forecasts are one part of ``OUT.parts/``
+(:mod:`generate.shard`: resume, sharding; keyframe ``i`` of all chosen scenes is seeded ``seed *
+1_000_003 + i`` in whichever shard makes it); OUT is merged from the parts into a temporary sibling
+and renamed when complete, so a failure leaves nothing at OUT. Same seed, same bytes.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from ..train.checkpoint import latest_checkpoint, load_run_model, read_state
 from ..train.tasks.camera_vae import CameraVAEConfig
 from ..train.tasks.lidar_ae import LIDAR, LidarAERunConfig
 from ..train.tasks.lidar_dit import ForecastEncoder, ForecastSamples, LidarDiTRunConfig, dit_conditions, move_points
+from .shard import Split, config_sha256, link_files, network_identity, run_parts, shard_scenes, source_identity
 
 __all__ = ["LIDAR_MODES", "LidarNetworks", "load_lidar_networks", "beams_of_root", "Forecaster", "forecast_root"]
 
@@ -188,11 +191,13 @@ def forecast_root(
     horizon: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    split: Split | None = None,
 ) -> Path:
     """Write the forecasts of ``mode`` for every keyframe of ``scenes`` (names; None = all) of
     ``source`` with ``horizon`` keyframes after it into ``out`` (module docstring); returns ``out``.
     ``drop``: condition groups removed at sampling (forecast mode). ``guidance``: classifier-free
-    guidance scale against every condition dropped (1 = none)."""
+    guidance scale against every condition dropped (1 = none). Each scene is one part in ``OUT.parts/``
+    (:mod:`generate.shard`): a rerun skips complete parts; ``split`` shards the scenes over processes."""
     source, out = Path(source), Path(out)
     if mode not in LIDAR_MODES:
         raise ConfigError(f"--mode: unknown LiDAR mode {mode!r}; expected {' | '.join(LIDAR_MODES)}")
@@ -218,25 +223,59 @@ def forecast_root(
         unknown = [s for s in scenes if s not in names]
         if unknown:
             raise DataError(f"unknown scene(s) {unknown}; the root has {sorted(names)[:6]}...", source, "--scenes")
-    chosen = [names[s] for s in (scenes or sorted(names))]
+    scene_names = list(scenes or sorted(names))
+    chosen = [names[s] for s in scene_names]
     device = next(nets.ae.parameters()).device if nets is not None else torch.device("cpu")
     spec = cfg.clips.spec(cfg.views, cfg.image_size, lidar="keyframe")
     index = ClipIndex(reader, spec, scenes=chosen)
     if len(index) == 0:
         raise DataError(f"no keyframe of the chosen scenes has {cfg.horizon} keyframes after it", source, "--scenes")
+    # keyframe i of the whole index is seeded seed * 1_000_003 + i, whichever process makes its scene
+    keyframes_of = {n: [] for n in scene_names}
+    scene_name_of = {tok: n for n, tok in names.items()}
+    for i, ref in enumerate(index.refs):
+        keyframes_of[scene_name_of[ref.scene_token]].append(i)
     beams = beams_of_root(reader) if mode != "copy-reference" else None
     forecaster = Forecaster(nets, beams, cfg, mode, steps, guidance, drop, device)
+    fingerprint = {
+        "task": "lidar", "mode": mode, "seed": seed, "steps": steps, "guidance": guidance, "drop": list(drop),
+        "horizon": cfg.horizon, "scenes": scene_names, "config": config_sha256(cfg) if nets is not None else None,
+        "networks": {k: network_identity(v) for k, v in (("lidar_ae", nets.ae), ("lidar_dit", nets.dit), ("camera_vae", nets.vae))
+                     if v is not None} if nets is not None else {},
+        "source": source_identity(source),
+    }  # fmt: skip
+    split = split or Split()
+    mine = shard_scenes(scene_names, split.index, split.count) if split.generate else []
     t0 = time.perf_counter()
-    with atomic_dir(out, "forecast") as tmp:
-        for i in tqdm(range(len(index)), desc=f"lidar {mode}", unit="keyframe", disable=not progress):
-            clip = index.load(i)
-            token = clip.sample_tokens[0]
-            clouds = forecaster(clip, seed * 1_000_003 + i)
-            for k, pts in enumerate(clouds, start=1):
-                write_pcd_bin(tmp / token / f"{k}.pcd.bin", pts)
-        atomic_write_json(tmp / "forecast.json", {
-            "mode": mode, "seed": seed, "steps": steps, "guidance": guidance, "drop": list(drop), "horizon": cfg.horizon,
-            "keyframes": len(index), "source": str(source), "seconds": round(time.perf_counter() - t0, 1),
-            "networks": {k: {"checkpoint": str(v.get("checkpoint")), "step": v.get("step")} for k, v in (nets.info if nets else {}).items()},
-        }, indent=1)  # fmt: skip
+    with tqdm(total=sum(len(keyframes_of[n]) for n in mine), desc=f"lidar {mode}", unit="keyframe",
+              disable=not progress or not mine) as bar:  # fmt: skip
+
+        def skip(n: str) -> None:
+            bar.total -= len(keyframes_of[n])
+            bar.refresh()
+
+        def make_part(n: str, tmp: Path) -> dict:
+            for i in keyframes_of[n]:
+                clip = index.load(i)
+                token = clip.sample_tokens[0]
+                for k, pts in enumerate(forecaster(clip, seed * 1_000_003 + i), start=1):
+                    write_pcd_bin(tmp / token / f"{k}.pcd.bin", pts)
+                bar.update(1)
+            return {"keyframes": len(keyframes_of[n])}
+
+        def merge(store, names_: Sequence[str]) -> None:
+            with atomic_dir(out, "forecast") as tmp:
+                for n in names_:
+                    link_files(store.part(n), store.files(n), tmp)
+                atomic_write_json(tmp / "forecast.json", {
+                    "mode": mode, "seed": seed, "steps": steps, "guidance": guidance, "drop": list(drop), "horizon": cfg.horizon,
+                    "keyframes": sum(store.marker(n)["rows"]["keyframes"] for n in names_), "source": str(source),
+                    "networks": {k: {"checkpoint": str(v.get("checkpoint")), "step": v.get("step")}
+                                 for k, v in (nets.info if nets else {}).items()},
+                }, indent=1)  # fmt: skip
+
+        run_parts(out, scene_names, fingerprint, make_part, merge, split=split, overwrite=overwrite, progress=progress,
+                  on_skip=skip)  # fmt: skip
+    if split.log:
+        print(f"{split.name}: LiDAR {mode} of {len(mine)} scene(s) in {time.perf_counter() - t0:.1f} s")
     return out
