@@ -8,7 +8,9 @@ import pytest
 
 from genesis_drive.errors import ConfigError, DataError
 from genesis_drive.generate.checkpoints import SHIPPED_CHECKPOINTS, checkpoint_dirs
-from genesis_drive.generate.cli import add_arguments, check_arguments, parse_modalities
+from genesis_drive.generate.cli import (
+    DEFAULT_GUIDANCE, DEFAULT_LIDAR_GUIDANCE, add_arguments, camera_guidance, check_arguments, lidar_guidance, parse_modalities,
+)
 
 
 def _args(tmp_path, *extra):
@@ -35,12 +37,26 @@ def test_good_arguments_pass(tmp_path):
     (("--modalities", "camera", "--lidar-reference", "none"), "--lidar-reference applies to --modalities camera,lidar only"),
     (("--modalities", "sonar"), r"--modalities: unknown \['sonar'\]"),
     (("--guidance", "-1"), "--guidance must be >= 0"),
+    (("--lidar-guidance", "-0.5"), "--lidar-guidance must be >= 0, got -0.5"),
     (("--sampler", "rk4"), "unknown sampler"),
     (("--steps", "0"), "--steps must be >= 1"),
 ])  # fmt: skip
 def test_bad_options(tmp_path, extra, match):
     with pytest.raises(ConfigError, match=match):
         check_arguments(_args(tmp_path, *extra))
+
+
+@pytest.mark.parametrize("extra,camera,lidar", [
+    ((), DEFAULT_GUIDANCE, DEFAULT_LIDAR_GUIDANCE),
+    (("--guidance", "3"), 3.0, DEFAULT_LIDAR_GUIDANCE),  # joint: --guidance is the camera DiT's only
+    (("--guidance", "3", "--lidar-guidance", "1"), 3.0, 1.0),
+    (("--modalities", "lidar", "--guidance", "1.25"), 1.25, 1.25),  # LiDAR alone: --guidance stands for it
+    (("--modalities", "lidar", "--guidance", "3", "--lidar-guidance", "1"), 3.0, 1.0),
+])  # fmt: skip
+def test_guidance_per_network(tmp_path, extra, camera, lidar):
+    args = _args(tmp_path, *extra)
+    check_arguments(args)
+    assert (camera_guidance(args), lidar_guidance(args)) == (camera, lidar)
 
 
 def test_existing_out_refused(tmp_path):

@@ -43,8 +43,8 @@ from .lidar import LIDAR_MODES
 from .shard import Split, parse_shard, parts_dir, torchrun_rank
 
 __all__ = [
-    "register", "add_arguments", "check_arguments", "parse_modalities", "is_joint", "strength", "work_split", "run",
-    "MODES", "LIDAR_MODES", "MODALITIES", "JOINT", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_STRENGTH",
+    "register", "add_arguments", "check_arguments", "parse_modalities", "is_joint", "strength", "camera_guidance", "lidar_guidance", "work_split", "run",
+    "MODES", "LIDAR_MODES", "MODALITIES", "JOINT", "DEFAULT_STEPS", "DEFAULT_GUIDANCE", "DEFAULT_LIDAR_GUIDANCE", "DEFAULT_STRENGTH",
 ]  # fmt: skip
 
 #: Modalities that can be generated: one of them, or both together (:data:`JOINT`).
@@ -55,6 +55,9 @@ JOINT = ("camera", "lidar")
 #: Sampler defaults (Euler steps, classifier-free guidance scale).
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 2.0
+#: The LiDAR DiT's default guidance scale: the best of 1 / 1.5 / 2 on a validation root (SynthTown seed
+#: 2000, neither trained nor tested on; docs/benchmarks.md, "LiDAR forecasting").
+DEFAULT_LIDAR_GUIDANCE = 1.5
 #: Default noise level of noisy-latent mode.
 DEFAULT_STRENGTH = 0.6
 
@@ -107,8 +110,11 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p.add_argument("--scenes", nargs="+", metavar="NAME", help="scene names to generate (default: every scene)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
-                   help=f"classifier-free guidance scale (1 = none, half the cost; default {DEFAULT_GUIDANCE})")
+    p.add_argument("--guidance", type=float, default=None,
+                   help=f"the camera DiT's classifier-free guidance scale (1 = none, half the cost; default {DEFAULT_GUIDANCE}); "
+                        "with --modalities lidar alone it stands for --lidar-guidance")
+    p.add_argument("--lidar-guidance", type=float, default=None,
+                   help=f"the LiDAR DiT's guidance scale (forecast and joint; default {DEFAULT_LIDAR_GUIDANCE})")
     p.add_argument("--sampler", default="euler", metavar="NAME", help="euler | heun (default: euler)")
     p.add_argument("--checkpoints", metavar="DIR", type=Path, default=None,
                    help="folder with camera_vae/ and camera_dit/ runs (lidar: lidar_ae/, lidar_dit/, camera_vae/; camera,lidar: "
@@ -180,8 +186,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ConfigError(f"--strength applies to --mode noisy-latent only (got --mode {mode})")
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
-    if not args.guidance >= 0:
-        raise ConfigError(f"--guidance must be >= 0, got {args.guidance}")
+    for flag, value in (("--guidance", args.guidance), ("--lidar-guidance", getattr(args, "lidar_guidance", None))):
+        if value is not None and not value >= 0:
+            raise ConfigError(f"{flag} must be >= 0, got {value}")
     if args.sampler not in ("euler", "heun"):
         raise ConfigError(f"--sampler: unknown sampler {args.sampler!r}; expected euler | heun")
     work_split(args, init=False)  # --shard / --merge-only / torchrun: a valid combination
@@ -226,6 +233,21 @@ def work_split(args: argparse.Namespace, environ: Mapping[str, str] = os.environ
             dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
         barrier = dist.barrier
     return Split(rank, world, merge=rank == 0, barrier=barrier, log=True, position=None), local
+
+
+def camera_guidance(args: argparse.Namespace) -> float:
+    """The camera DiT's guidance scale of the options (:data:`DEFAULT_GUIDANCE` when not given)."""
+    return DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+
+
+def lidar_guidance(args: argparse.Namespace) -> float:
+    """The LiDAR DiT's guidance scale: ``--lidar-guidance``; with ``--modalities lidar`` alone
+    ``--guidance`` also sets it; else :data:`DEFAULT_LIDAR_GUIDANCE`."""
+    if getattr(args, "lidar_guidance", None) is not None:
+        return args.lidar_guidance
+    if parse_modalities(args.modalities) == ("lidar",) and args.guidance is not None:
+        return args.guidance
+    return DEFAULT_LIDAR_GUIDANCE
 
 
 def strength(args: argparse.Namespace) -> float:
@@ -319,7 +341,7 @@ def _run_modalities(args: argparse.Namespace, device, split: Split) -> int:
     out = generate_root(
         args.source, args.out, dit=nets.dit, codec=nets.vae, transform=ConditionTransform(cfg.conditions),
         views=cfg.views, num_frames=cfg.clips.num_frames, mode=mode, strength=strength(args), scenes=args.scenes,
-        seed=args.seed, steps=args.steps, guidance=args.guidance, method=args.sampler, shift=cfg.time.shift,
+        seed=args.seed, steps=args.steps, guidance=camera_guidance(args), method=args.sampler, shift=cfg.time.shift,
         captions=args.captions, overwrite=args.overwrite, progress=not args.no_progress, split=split,
     )  # fmt: skip
     if not _after(args, split):
@@ -340,7 +362,7 @@ def run_lidar(args: argparse.Namespace, mode: str, device, split: Optional[Split
     if mode != "copy-reference":
         nets = load_lidar_networks(checkpoint_dirs(args.checkpoints, "lidar"), device, need_dit=mode == "forecast")
     out = forecast_root(args.source, args.out, nets=nets, mode=mode, scenes=args.scenes, seed=args.seed, steps=args.steps,
-                        guidance=args.guidance if mode == "forecast" else 1.0, drop=args.drop_conditions,
+                        guidance=lidar_guidance(args) if mode == "forecast" else 1.0, drop=args.drop_conditions,
                         overwrite=args.overwrite, progress=not args.no_progress, split=split)  # fmt: skip
     if split is not None and not _after(args, split):
         return 0
@@ -365,8 +387,9 @@ def run_joint(args: argparse.Namespace, mode: str, device, split: Optional[Split
               "(the caption-dropped condition); pass --captions MANIFEST of ROOT to use them", file=sys.stderr)  # fmt: skip
     out = generate_joint_root(
         args.source, args.out, camera=cam, lidar=lid, mode=mode, strength=strength(args), reference=reference,
-        scenes=args.scenes, seed=args.seed, steps=args.steps, guidance=args.guidance, method=args.sampler,
+        scenes=args.scenes, seed=args.seed, steps=args.steps, guidance=camera_guidance(args), method=args.sampler,
         captions=args.captions, overwrite=args.overwrite, progress=not args.no_progress, split=split,
+        lidar_guidance=lidar_guidance(args),
     )  # fmt: skip
     if split is not None and not _after(args, split):
         return 0

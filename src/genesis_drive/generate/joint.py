@@ -201,12 +201,14 @@ def generate_joint_root(
     overwrite: bool = False,
     progress: bool = True,
     split: Split | None = None,
+    lidar_guidance: float | None = None,
 ) -> Path:
     """Generate the camera video (``mode``, ``strength``, ``method``, ``captions`` as
     :func:`generate.pipeline.generate_root`) and then the LiDAR keyframe sweeps from it (``reference``:
     :data:`LIDAR_REFERENCES`) of the chosen ``scenes`` (names; None = all) of ``source``; write ``out``
-    (module docstring); returns ``out``. ``steps`` / ``guidance``: both samplers (the LiDAR one is
-    Euler, guidance against every LiDAR condition dropped). Every check runs before any sampling.
+    (module docstring); returns ``out``. ``steps``: both samplers (the LiDAR one is Euler);
+    ``guidance``: the camera DiT's scale; ``lidar_guidance``: the LiDAR DiT's (against every LiDAR
+    condition dropped; None: ``guidance``). Every check runs before any sampling.
     Each scene (camera and LiDAR) is one part in ``OUT.parts/`` (:mod:`generate.shard`): a rerun
     skips complete parts; ``split`` shards the scenes over processes."""
     source, out = Path(source), Path(out)
@@ -238,11 +240,13 @@ def generate_joint_root(
                      guidance=guidance, method=method, shift=ccfg.time.shift, overlap_latents=1, captions=captions)  # fmt: skip
     device = next(lidar.ae.parameters()).device
     beams = beams_of_root(reader)
-    forecaster = Forecaster(lidar, beams, cfg, "forecast", steps, guidance, ("reference",) if reference == "none" else (), device)
+    lidar_guidance = guidance if lidar_guidance is None else lidar_guidance
+    forecaster = Forecaster(lidar, beams, cfg, "forecast", steps, lidar_guidance, ("reference",) if reference == "none" else (), device)
     spec = replace(cfg.clips.spec(cfg.views, cfg.image_size, lidar="keyframe"), window_stride=1)
     src_index = ClipIndex(reader, spec, scenes=[by_name[n] for n in names])
     src_refs = {r.clip_id: r for r in src_index.refs}
     fingerprint = {**job.fingerprint, "task": "camera,lidar", "reference": reference, "lidar_horizon": cfg.horizon,
+                   "lidar_guidance": lidar_guidance,
                    "lidar_config": config_sha256(cfg), "lidar_networks": {k: network_identity(v) for k, v in
                    (("lidar_ae", lidar.ae), ("lidar_dit", lidar.dit), ("lidar_camera_vae", lidar.vae))}}  # fmt: skip
     empty = np.zeros((0, POINT_DIMS), dtype=np.float32)
@@ -311,7 +315,8 @@ def generate_joint_root(
                 rows = {n: store.marker(n)["rows"] for n in names_}
                 _lidar_tables(tmp, job.plan.version, {tok: g for n in names_ for tok, g in rows[n]["generated"]})
                 atomic_write_json(tmp / "generated" / "lidar.json", {
-                    "reference": reference, "seed": seed, "steps": steps, "guidance": guidance, "sampler": "euler",
+                    "reference": reference, "seed": seed, "steps": steps, "guidance": guidance,
+                    "lidar_guidance": lidar_guidance, "sampler": "euler",
                     "horizon": cfg.horizon, "camera_mode": mode, "source": str(source),
                     "windows": {n: rows[n]["windows"] for n in names_},
                     "networks": {k: {"checkpoint": str(v.get("checkpoint")), "step": v.get("step")}
