@@ -3,6 +3,7 @@
     python benchmarks/bench_lidar_render.py [--preset tiny] [--threads 1] [--beams 32] [--azimuths 1084]
         [--chunk 1024] [--warmup 1] [--repeats 3] [--device cpu] [--json OUT.json]
         [--bake-z 64] [--bake-xy 1] [--bake-proposal 32] [--bake-fine 16] [--bake-chunk 2048]
+        [--march-bake-z 32] [--march-step 0.5] [--march-interpolate pre_softplus] [--ae CKPT --sweep PCD_BIN]
 
 A randomly initialised :class:`~genesis_drive.models.lidar.ae.LidarAE` of ``--preset`` (weights
 do not change the compute: every ray evaluates ``n_proposal`` occupancy lookups and ``sum(n_fine)``
@@ -22,9 +23,22 @@ inference (eval mode, no grad). Timed
    importance passes of ``--bake-fine`` + drop head). ``baked_rays_per_s`` excludes the bake,
    ``baked_rays_per_s_with_bake`` includes it (one bake per sweep); ``baked_depth_diff_*``: |baked -
    exact| depth (metres, valid rays) of this random model, for context.
+5. ``march``: every ray by the compiled ray marcher
+   :func:`~genesis_drive.models.lidar.march.render_marched` (numba, ``--threads`` threads) on its
+   own bake (``march_bake``: ``--march-bake-z`` heights, ``--bake-xy``): ``--march-step`` of a
+   lattice cell per coarse interval, 8x refined near surfaces, stops at transmittance 1e-3, drop
+   head. ``march_rays_per_s`` excludes the bake, ``march_rays_per_s_with_bake`` includes it;
+   ``march_depth_diff_*``: |march - exact| depth (metres, valid rays).
 
-The exact render, the bake and the baked render are timed interleaved (one of each per repeat) so
-that load from other jobs falls on all of them alike.
+The march stops at the first surface, so its time depends on the weights (a random model's soft
+field lets rays run ~14 m before they are opaque): ``--ae CKPT`` loads a trained autoencoder
+(:func:`~genesis_drive.train.checkpoint.load_run_model`, e.g. the shipped
+``src/genesis_drive/assets/checkpoints/lidar_ae``; its preset replaces ``--preset``) and
+``--sweep`` a real ``.pcd.bin`` (LIDAR_TOP frame) whose voxelised occupancy is encoded.
+
+The exact render, the bakes, the baked render and the march are timed interleaved (one of each per
+repeat) so that load from other jobs falls on all of them alike. The first march of a process
+loads (or, on a new machine, compiles) the numba kernel; it happens before the timing.
 """
 
 from __future__ import annotations
@@ -41,8 +55,10 @@ import torch
 from genesis_drive.data.atomic import atomic_write_json
 from genesis_drive.models.lidar.ae import PRESETS, LidarAE
 from genesis_drive.models.lidar.bake import BakeConfig, bake_density, render_baked
+from genesis_drive.models.lidar.march import MarchConfig, render_marched
 from genesis_drive.models.lidar.render import ray_box_interval, render_uniform
-from genesis_drive.models.lidar.voxel import sample_volume
+from genesis_drive.models.lidar.sweep import read_pcd_bin
+from genesis_drive.models.lidar.voxel import sample_volume, voxelize
 from genesis_drive.world.config import LidarConfig
 from genesis_drive.world.sensors import lidar_beam_directions
 
@@ -84,9 +100,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--bake-proposal", type=int, default=32)
     ap.add_argument("--bake-fine", type=int, nargs="+", default=[16])
     ap.add_argument("--bake-chunk", type=int, default=2048)
+    ap.add_argument("--march-bake-z", type=int, default=32)
+    ap.add_argument("--march-step", type=float, default=0.5)
+    ap.add_argument("--march-interpolate", default="pre_softplus", choices=("pre_softplus", "density"))
+    ap.add_argument("--ae", default=None, help="a trained lidar-ae checkpoint or run directory (default: random weights)")
+    ap.add_argument("--sweep", default=None, help="a LIDAR_TOP .pcd.bin to encode (default: random 3 %% occupancy)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    load_start = os.getloadavg()[0]
     cfg = PRESETS[args.preset]()
     lidar = LidarConfig()
     if args.beams or args.azimuths:
@@ -96,9 +118,19 @@ def main(argv: list[str] | None = None) -> dict:
     ego = dirs_np.reshape(1, -1, 3)  # ego frame (x forward, y left) -> LIDAR_TOP (x right, y forward)
     dirs = torch.from_numpy(np.stack((-ego[..., 1], ego[..., 0], ego[..., 2]), axis=-1)).float().to(dev)
     origins = torch.zeros_like(dirs)
-    model = LidarAE(cfg).to(dev).eval()
-    occ = (torch.rand((1, *cfg.grid.shape), device=dev) < 0.03).float()
-    res: dict = {"preset": args.preset, "threads": args.threads, "device": args.device, "rays": dirs.shape[1],
+    if args.ae:
+        from genesis_drive.train.checkpoint import load_run_model
+        from genesis_drive.train.tasks.lidar_ae import LidarAERunConfig
+
+        model = load_run_model(args.ae, LidarAERunConfig, lambda c: LidarAE(c.model))[0].to(dev).eval()
+        cfg = model.cfg
+    else:
+        model = LidarAE(cfg).to(dev).eval()
+    if args.sweep:
+        occ = voxelize(cfg.grid, torch.from_numpy(np.asarray(read_pcd_bin(args.sweep), dtype=np.float32))).to(dev)
+    else:
+        occ = (torch.rand((1, *cfg.grid.shape), device=dev) < 0.03).float()
+    res: dict = {"preset": args.preset, "ae": args.ae, "sweep": args.sweep, "threads": args.threads, "device": args.device, "rays": dirs.shape[1],
                  "n_proposal": cfg.n_proposal, "n_fine": list(cfg.n_fine), "grid": list(cfg.grid.shape),
                  "weights_M": sum(p.numel() for p in model.parameters()) / 1e6}
     with torch.no_grad():
@@ -109,15 +141,26 @@ def main(argv: list[str] | None = None) -> dict:
         bake = BakeConfig(z_samples=args.bake_z, xy_factor=args.bake_xy, n_proposal=args.bake_proposal,
                           n_fine=tuple(args.bake_fine), chunk=args.bake_chunk)
         volume = bake_density(model, plane, bake)
+        mbake = BakeConfig(z_samples=args.march_bake_z, xy_factor=args.bake_xy)
+        march = MarchConfig(step=args.march_step, interpolate=args.march_interpolate)
+        mvolume = bake_density(model, plane, mbake)
+        render_marched(model, plane, mvolume, origins, dirs, march)  # load / compile the kernel
         t = timed_interleaved({"render_s": lambda: model.render(plane, origins, dirs, chunk=args.chunk),
                                "bake_s": lambda: bake_density(model, plane, bake),
-                               "baked_render_s": lambda: render_baked(model, plane, volume, origins, dirs, bake)},
+                               "baked_render_s": lambda: render_baked(model, plane, volume, origins, dirs, bake),
+                               "march_bake_s": lambda: bake_density(model, plane, mbake),
+                               "march_render_s": lambda: render_marched(model, plane, mvolume, origins, dirs, march)},
                               args.warmup, args.repeats, args.device)
         res.update(t)
         exact, baked = model.render(plane, origins, dirs, chunk=args.chunk), render_baked(model, plane, volume, origins, dirs, bake)
+        marched = render_marched(model, plane, mvolume, origins, dirs, march)
         diff = (baked.depth - exact.depth).abs()[exact.valid]
+        mdiff = (marched.depth - exact.depth).abs()[exact.valid]
         res.update(bake_z=args.bake_z, bake_xy=args.bake_xy, bake_proposal=args.bake_proposal, bake_fine=list(args.bake_fine),
-                   baked_depth_diff_median_m=float(diff.median()), baked_depth_diff_p90_m=float(diff.quantile(0.9)))
+                   baked_depth_diff_median_m=float(diff.median()), baked_depth_diff_p90_m=float(diff.quantile(0.9)),
+                   march_bake_z=args.march_bake_z, march_step=args.march_step, march_interpolate=args.march_interpolate,
+                   march_depth_diff_median_m=float(mdiff.median()), march_depth_diff_p90_m=float(mdiff.quantile(0.9)),
+                   march_stopped_fraction=float((marched.fine.edges[..., 1] < marched.t_far)[exact.valid].float().mean()))
         occ_p = torch.sigmoid(model.split(plane).occupancy)
         t0, t1, _ = ray_box_interval(origins, dirs, cfg.grid.lower, cfg.grid.upper, cfg.near, cfg.far)
 
@@ -132,9 +175,12 @@ def main(argv: list[str] | None = None) -> dict:
     res["field_samples_per_s"] = res["rays"] * sum(cfg.n_fine) / res["render_s"]
     res["baked_rays_per_s"] = res["rays"] / res["baked_render_s"]
     res["baked_rays_per_s_with_bake"] = res["rays"] / (res["baked_render_s"] + res["bake_s"])
+    res["march_rays_per_s"] = res["rays"] / res["march_render_s"]
+    res["march_rays_per_s_with_bake"] = res["rays"] / (res["march_render_s"] + res["march_bake_s"])
+    res["load_avg_1min_start"] = load_start
     res["load_avg_1min"] = os.getloadavg()[0]
     for k, v in res.items():
-        print(f"{k:>20}: {v:.4g}" if isinstance(v, float) else f"{k:>20}: {v}")
+        print(f"{k:>26}: {v:.4g}" if isinstance(v, float) else f"{k:>26}: {v}")
     if args.json:
         atomic_write_json(args.json, res, indent=1)
     return res

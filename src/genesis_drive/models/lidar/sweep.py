@@ -23,7 +23,9 @@ Rendering runs in fp32 even inside an autocast region (bf16 would round 50 m dep
 without gradients. ``baked`` (a :class:`~.bake.BakeConfig`; None = the exact renderer) renders
 from the plane's density baked on a lattice (:mod:`.bake`): approximate; faster for the tiny
 preset (bake included ~1.4-1.9x on one thread), slower for the paper preset (its bake costs more
-than one exact sweep).
+than one exact sweep). ``marched`` (a :class:`~.march.MarchConfig`) renders the same baked volume
+(``baked``, or the default :class:`~.bake.BakeConfig` when None) by the compiled early-terminating
+ray marcher of :mod:`.march` (CPU only).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ...errors import DataError
 from .ae import LidarAE
 from .bake import BakeConfig, bake_density, render_baked
 from .beams import BeamModel
+from .march import MarchConfig, render_marched
 
 __all__ = [
     "BeamRender",
@@ -106,10 +109,12 @@ def _origins(origins: torch.Tensor | None, b: int, device: torch.device) -> torc
 
 @torch.no_grad()
 def render_beams(model: LidarAE, plane: torch.Tensor, beams: BeamModel, *, origins: torch.Tensor | None = None,
-                 chunk: int = 4096, baked: BakeConfig | None = None) -> BeamRender:
+                 chunk: int = 4096, baked: BakeConfig | None = None, marched: MarchConfig | None = None) -> BeamRender:
     """Render every beam of ``beams`` from a decoded feature plane (b p h w; :meth:`LidarAE.decode`)
     with the sensor at ``origins`` (b 3 metres, grid frame; None = the grid origin), ``chunk``
-    rays at a time, in fp32; with ``baked`` by the baked renderer of :mod:`.bake` (its own chunk)."""
+    rays at a time, in fp32; with ``baked`` by the baked renderer of :mod:`.bake` (its own chunk);
+    with ``marched`` by the ray marcher of :mod:`.march` on the volume baked by ``baked`` (None:
+    the default :class:`~.bake.BakeConfig`)."""
     with torch.autocast(plane.device.type, enabled=False):
         plane = plane.float()
         b = plane.shape[0]
@@ -117,7 +122,10 @@ def render_beams(model: LidarAE, plane: torch.Tensor, beams: BeamModel, *, origi
         dirs, ring = dirs.to(plane.device), ring.to(plane.device)
         d = dirs[None].expand(b, -1, -1).contiguous()
         o = _origins(origins, b, plane.device)[:, None].expand_as(d).contiguous()
-        if baked is None:
+        if marched is not None:
+            bake = BakeConfig() if baked is None else baked
+            out = render_marched(model, plane, bake_density(model, plane, bake), o, d, marched)
+        elif baked is None:
             out = model.render(plane, o, d, chunk=chunk)
         else:
             out = render_baked(model, plane, bake_density(model, plane, baked), o, d, baked)
@@ -127,17 +135,18 @@ def render_beams(model: LidarAE, plane: torch.Tensor, beams: BeamModel, *, origi
 @torch.no_grad()
 def decode_sweep(model: LidarAE, latents: torch.Tensor, beams: BeamModel, *, drop_threshold: float | None = None,
                  chunk: int = 4096, origins: torch.Tensor | None = None,
-                 baked: BakeConfig | None = None) -> list[torch.Tensor]:
+                 baked: BakeConfig | None = None, marched: MarchConfig | None = None) -> list[torch.Tensor]:
     """Normalised latents (b c h' w') -> one sweep per latent: ``(n_i, 5)`` float32 points
     ``[x, y, z, intensity = 0, ring]`` in the sensor frame (see the module doc), the beams of
     ``beams`` whose drop probability exceeds ``drop_threshold`` (None: the model's calibrated
     ``cfg.drop_threshold``) or that miss the grid removed.
     ``origins`` (b 3, metres, grid frame) places the sensor (None = the grid origin); ``baked``
-    selects the baked renderer (:func:`render_beams`)."""
+    selects the baked renderer, ``marched`` the ray marcher (:func:`render_beams`)."""
     with torch.autocast(latents.device.type, enabled=False):
         plane = model.decode(latents.float())
     thr = model.cfg.drop_threshold if drop_threshold is None else drop_threshold
-    return render_beams(model, plane, beams, origins=origins, chunk=chunk, baked=baked).points(thr)
+    return render_beams(model, plane, beams, origins=origins, chunk=chunk, baked=baked,
+                        marched=marched).points(thr)
 
 
 @torch.no_grad()
