@@ -162,7 +162,7 @@ def _march_kernel(vol, scale, rays_per_batch, o, d, t_near, t_far, lower, spacin
         g = max(abs(gx), abs(gy), abs(gz), 1e-12)
         t0, t1 = np.float64(t_near[i]), np.float64(t_far[i])
         length = t1 - t0
-        steps = max(1, int(math.ceil(length * g / step)))
+        steps = max(1, math.ceil(length * g / step))
         dt = length / steps
         h = dt / refine
         trans, acc = 1.0, 0.0  # transmittance before the next interval; sum of w_i m_i
