@@ -1,12 +1,15 @@
 """Held-out reconstruction quality of a trained `lidar-ae` run, beside a control.
 
     python benchmarks/bench_lidar_ae.py --run RUN_DIR --root HELDOUT_ROOT [--threads 1] [--json OUT.json]
+        [--render exact|baked|march] [--bake-z 32]
 
 Loads the run's newest checkpoint (EMA weights), estimates the beam model from the held-out root's
 own sweeps (as the task does from its training root: the sensor's rings and azimuth bins), and
 reconstructs every keyframe LIDAR_TOP sweep of ``--root`` through the AE (voxelise, encode to the
 posterior mean, decode, render the beam grid from the sensor, drop beams with drop probability >
-0.5): :func:`genesis_drive.train.tasks.lidar_ae.evaluate_sweeps` (Chamfer in m^2 in the ViDAR
+0.5) by the exact renderer, or from the density baked on a lattice of ``--bake-z`` heights by the
+baked renderer or the compiled ray marcher (``--render``):
+:func:`genesis_drive.train.tasks.lidar_ae.evaluate_sweeps` (Chamfer in m^2 in the ViDAR
 region cut to the AE grid, depth L1 on returned beams, drop accuracy, point-count ratio).
 
 Control ("another moment"): each keyframe sweep of a scene with ``n`` keyframes scored against the
@@ -29,6 +32,8 @@ import torch
 from genesis_drive.data.clips import ClipIndex
 from genesis_drive.eval.chamfer import chamfer_distance, filter_points
 from genesis_drive.models.lidar.ae import LidarAE
+from genesis_drive.models.lidar.bake import BakeConfig
+from genesis_drive.models.lidar.march import MarchConfig
 from genesis_drive.train.checkpoint import load_run_model
 from genesis_drive.train.distributed import DistEnv
 from genesis_drive.train.tasks.lidar_ae import LIDAR_AE_TASK, LidarAERunConfig, chamfer_region, evaluate_sweeps, sweep_of
@@ -40,6 +45,8 @@ def main() -> None:
     ap.add_argument("--root", required=True, type=Path)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--render", choices=("exact", "baked", "march"), default="exact")
+    ap.add_argument("--bake-z", type=int, default=32, help="lattice heights of the baked volume (--render baked|march)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model, cfg, info = load_run_model(a.run, LidarAERunConfig, lambda c: LidarAE(c.model))
@@ -48,7 +55,9 @@ def main() -> None:
     transform = task.make_transform(index.reader)
     env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     t0 = time.perf_counter()
-    scores = evaluate_sweeps(model, index, list(range(len(index))), transform, env, cfg.render_chunk)
+    baked = None if a.render == "exact" else BakeConfig(z_samples=a.bake_z)
+    marched = MarchConfig() if a.render == "march" else None
+    scores = evaluate_sweeps(model, index, list(range(len(index))), transform, env, cfg.render_chunk, baked=baked, marched=marched)
     seconds = time.perf_counter() - t0
 
     region = chamfer_region(model.cfg.grid)
@@ -66,9 +75,9 @@ def main() -> None:
             g = filter_points(sweep_of(index.load(i))[:, :3].double().numpy(), **region)
             control.append(chamfer_distance(p, g, squared=True, workers=1))
     result = {"run": str(a.run), "checkpoint": info["checkpoint"], "step": info["step"], "root": str(a.root),
-              "sweeps": len(index), "scores": scores, "control_chamfer": float(np.mean(control)),
+              "render": a.render, "bake_z": a.bake_z if baked else None, "sweeps": len(index), "scores": scores, "control_chamfer": float(np.mean(control)),
               "seconds": seconds, "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}  # fmt: skip
-    print(f"# {a.run} (step {info['step']}), {len(index)} held-out keyframe sweeps of {a.root}; {a.threads} thread(s); {result['date']}")
+    print(f"# {a.run} (step {info['step']}), {a.render} renderer, {len(index)} held-out keyframe sweeps of {a.root}; {a.threads} thread(s); {result['date']}")
     print("| Chamfer m^2 (AE) | Chamfer m^2 (control: another moment) | depth L1 m | drop accuracy | points ratio | s per sweep |")
     print("|---|---|---|---|---|---|")
     print(f"| {scores['chamfer']:.3f} | {result['control_chamfer']:.3f} | {scores['depth_l1']:.3f} | {scores['drop_acc']:.3f} | "

@@ -11,15 +11,20 @@ import pytest
 import torch
 
 from genesis_drive.errors import ConfigError
-from genesis_drive.models.lidar.bake import BakeConfig, BakedVolume, bake_density, bake_grid, render_baked
+from genesis_drive.models.lidar.bake import (
+    BakeConfig,
+    BakedVolume,
+    bake_density,
+    bake_grid,
+    render_baked,
+)
 from genesis_drive.models.lidar.march import MarchConfig, march_rays, render_marched
 from genesis_drive.models.lidar.render import ray_box_interval, render_uniform
-from genesis_drive.models.lidar.sweep import decode_sweep, render_beams
+from genesis_drive.models.lidar.sweep import decode_sweep, reconstruct_beams, render_beams
 
 from .scenes import GRID, analytic_depth
 from .test_bake import random_model, rays, real_plane
 from .test_sweep import BEAMS, analytic_model, latents
-
 
 #: The analytic model's density is a step, not a softplus: interpolate the density itself.
 DENSITY = MarchConfig(interpolate="density")
@@ -166,12 +171,19 @@ def test_render_beams_and_decode_sweep_use_the_marcher_when_asked(soft):
     pts = decode_sweep(m, z, BEAMS, drop_threshold=0.6, marched=march)[0]
     ref = render_beams(m, m.decode(z), BEAMS, marched=march).points(0.6)[0]
     assert len(pts) > 0 and torch.equal(pts, ref)
+    # reconstruction (encode -> decode -> render) passes the renderer choice through
+    occ = (torch.rand((1, *m.cfg.grid.shape), generator=torch.Generator().manual_seed(0)) < 0.05).float()
+    rec, _ = reconstruct_beams(m, occ, BEAMS, baked=bake, marched=march)
+    with torch.no_grad():
+        want = render_beams(m, m.decode_raw(m.encode_raw(occ)), BEAMS, baked=bake, marched=march)
+    exact, _ = reconstruct_beams(m, occ, BEAMS)
+    assert torch.equal(rec.depth, want.depth) and not torch.equal(rec.depth, exact.depth)
 
 
 def test_bad_configs_and_shapes_raise(scene, soft):
-    for kw, field in ((dict(step=0.0), "march.step"), (dict(refine=0), "march.refine"),
-                      (dict(refine_tau=0.0), "march.refine_tau"), (dict(min_transmittance=1.0), "march.min_transmittance"),
-                      (dict(interpolate="cubic"), "march.interpolate")):
+    for kw, field in (({"step": 0.0}, "march.step"), ({"refine": 0}, "march.refine"),
+                      ({"refine_tau": 0.0}, "march.refine_tau"), ({"min_transmittance": 1.0}, "march.min_transmittance"),
+                      ({"interpolate": "cubic"}, "march.interpolate")):
         with pytest.raises(ConfigError, match=field):
             MarchConfig(**kw)
     m, plane, vol, o, d = soft

@@ -151,20 +151,22 @@ def decode_sweep(model: LidarAE, latents: torch.Tensor, beams: BeamModel, *, dro
 
 @torch.no_grad()
 def reconstruct_beams(model: LidarAE, occupancy: torch.Tensor, beams: BeamModel, *, origins: torch.Tensor | None = None,
-                      chunk: int = 4096) -> tuple[BeamRender, torch.Tensor]:
+                      chunk: int = 4096, baked: BakeConfig | None = None,
+                      marched: MarchConfig | None = None) -> tuple[BeamRender, torch.Tensor]:
     """Occupancy grids (b z h w) -> posterior-mean raw latents (b c h' w') -> every beam rendered
-    (fp32). Returns ``(render, raw latents)``."""
+    (fp32; ``baked`` / ``marched`` as in :func:`render_beams`). Returns ``(render, raw latents)``."""
     with torch.autocast(occupancy.device.type, enabled=False):
         z = model.encode_raw(occupancy.float())
         plane = model.decode_raw(z)
-    return render_beams(model, plane, beams, origins=origins, chunk=chunk), z
+    return render_beams(model, plane, beams, origins=origins, chunk=chunk, baked=baked, marched=marched), z
 
 
 def reconstruct_sweep(model: LidarAE, occupancy: torch.Tensor, beams: BeamModel, *, drop_threshold: float | None = None,
-                      chunk: int = 4096, origins: torch.Tensor | None = None) -> list[torch.Tensor]:
+                      chunk: int = 4096, origins: torch.Tensor | None = None, baked: BakeConfig | None = None,
+                      marched: MarchConfig | None = None) -> list[torch.Tensor]:
     """Occupancy grids (b z h w) -> their reconstructed sweeps through the posterior mean: as
     :func:`decode_sweep` of the encoded latents."""
-    render, _ = reconstruct_beams(model, occupancy, beams, origins=origins, chunk=chunk)
+    render, _ = reconstruct_beams(model, occupancy, beams, origins=origins, chunk=chunk, baked=baked, marched=marched)
     return render.points(model.cfg.drop_threshold if drop_threshold is None else drop_threshold)
 
 

@@ -57,8 +57,10 @@ from ...errors import ConfigError, DataError
 from ...eval.chamfer import CHAMFER_PROTOCOLS, chamfer_distance, filter_points
 from ...models.lidar import ae as ae_presets
 from ...models.lidar.ae import LidarAE, LidarAEConfig
+from ...models.lidar.bake import BakeConfig
 from ...models.lidar.beams import BeamModel, beam_cells, estimate_beams
 from ...models.lidar.loss import LidarAELossWeights, lidar_ae_loss
+from ...models.lidar.march import MarchConfig
 from ...models.lidar.sweep import reconstruct_beams
 from ...models.lidar.voxel import BEVGrid, voxel_indices, voxelize
 from ..config import TrainConfig
@@ -243,11 +245,13 @@ def chamfer_region(grid: BEVGrid) -> dict:
 
 @torch.no_grad()
 def evaluate_sweeps(model: LidarAE, index: ClipIndex, picks: list[int], transform: SweepSamples, env: DistEnv,
-                    chunk: int = 4096) -> dict[str, float]:
+                    chunk: int = 4096, *, baked: BakeConfig | None = None,
+                    marched: MarchConfig | None = None) -> dict[str, float]:
     """Reconstruction metrics of sweeps ``picks`` of ``index`` (see the module doc), averaged over
     sweeps (``chamfer`` over sweeps whose prediction is not empty in the region; their number is
     ``empty_predictions``, and ``chamfer`` is inf when every one is). Sweeps are shared out over
-    ranks; the result is identical on every rank."""
+    ranks; the result is identical on every rank. ``baked`` / ``marched`` choose the renderer
+    (:func:`~genesis_drive.models.lidar.sweep.render_beams`; None, None = the exact one)."""
     region = chamfer_region(model.cfg.grid)
     idx, weights = shard_indices(len(picks), env)
     # chamfer sum, chamfer count, empty, depth-l1 sum, depth count, drop correct, drop count, ratio sum, z, z^2, z count
@@ -256,7 +260,8 @@ def evaluate_sweeps(model: LidarAE, index: ClipIndex, picks: list[int], transfor
         clip = index.load(picks[i])
         pts = sweep_of(clip)
         s = transform(clip)
-        render, z = reconstruct_beams(model, s["occupancy"][None].to(env.device), transform.beams, chunk=chunk)
+        render, z = reconstruct_beams(model, s["occupancy"][None].to(env.device), transform.beams, chunk=chunk,
+                                      baked=baked, marched=marched)
         depth, p_drop, valid = render.depth[0].cpu(), render.drop[0].cpu(), render.valid[0].cpu()
         pred = filter_points(render.points(model.cfg.drop_threshold)[0][:, :3].cpu().double().numpy(), **region)
         gt = filter_points(pts[:, :3].double().numpy(), **region)
