@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="RUN_DIR", type=Path,
                    help="run directory: config, checkpoints, logs, previews")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in RUN_DIR")
+    p.add_argument("--init-from", metavar="CKPT", type=Path, default=None,
+                   help="fine-tune: start a new run from the (EMA) weights of this checkpoint or run directory "
+                        "of the same task, with a fresh optimizer and schedule")
     p.add_argument("--data", metavar="ROOT", type=Path, help="dataset root (nuScenes format)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     p.set_defaults(func=run)
@@ -131,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         info = {"preset": args.preset, "config_files": [str(p) for p in args.config_files],
                 "overrides": list(args.overrides), "data_root": str(args.data) if args.data else None,
                 "argv": sys.argv}
-        train(task, cfg, args.out, task_name=args.task, resume=args.resume, env=env, run_info=info)
+        train(task, cfg, args.out, task_name=args.task, resume=args.resume, init_from=args.init_from, env=env,
+              run_info=info)
     finally:
         shutdown_distributed()
     return 0

@@ -195,6 +195,21 @@ def _check_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: P
 _AUX_PREFIX = "aux_optimizer:"  # key prefix of the second optimizer's tensors in optimizer.safetensors
 
 
+def _init_from(model: nn.Module, source: Path, task_name: str, env: DistEnv) -> None:
+    """Load the weights of checkpoint / run directory ``source`` (EMA when present) into ``model``."""
+    path = source if (source / "state.json").is_file() else ckpt.latest_checkpoint(source)
+    if path is None:
+        raise ConfigError(f"--init-from {source}: no checkpoint there (expected a checkpoint directory "
+                          "with state.json or a run directory with checkpoints/step_*/)")
+    task = ckpt.read_state(path).get("task")
+    if task != task_name:
+        raise ConfigError(f"--init-from {path} was written by task {task!r}, not {task_name!r}")
+    weights = ckpt.load_weights(path, ema=True)
+    _check_weights(model, weights, path)
+    model.load_state_dict(weights)
+    _announce(env, f"initialised from {path} (step {ckpt.read_state(path).get('step')})")
+
+
 def _task_groups(model: nn.Module, groups: list[dict[str, Any]], tc: TrainConfig, what: str) -> list[dict[str, Any]]:
     """A task's parameter groups checked (only model parameters, no repeats) and completed with defaults."""
     names = {id(p): n for n, p in model.named_parameters()}
@@ -321,6 +336,7 @@ def train(
     *,
     task_name: str,
     resume: bool = False,
+    init_from: str | Path | None = None,
     env: DistEnv | None = None,
     run_info: dict[str, Any] | None = None,
 ) -> TrainResult:
@@ -328,7 +344,10 @@ def train(
 
     ``resume=True`` continues from the newest complete checkpoint in ``run_dir`` (which must
     exist, and whose config must equal ``cfg`` up to :data:`RESUME_MAY_CHANGE`); without it
-    ``run_dir`` must hold no checkpoint yet. ``env`` comes from ``init_distributed`` (default:
+    ``run_dir`` must hold no checkpoint yet. ``init_from`` (a checkpoint or run directory of the
+    same task) starts a new run from those weights (its EMA weights when it has them; the EMA
+    starts there too) with a fresh optimizer and schedule: fine-tuning; it is recorded in
+    ``run.json``, and a resumed run ignores it (its own checkpoint holds the weights). ``env`` comes from ``init_distributed`` (default:
     one process on ``cfg.train.device``).
     """
     tc: TrainConfig = cfg.train
@@ -367,6 +386,8 @@ def train(
     torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)
     _seed_everything(tc.seed)
     model = task.build_model()
+    if saved is None and init_from is not None:
+        _init_from(model, Path(init_from), task_name, env)
     if tc.grad_checkpointing:
         enable_grad_checkpointing(model)
     model.to(env.device)
@@ -389,6 +410,7 @@ def train(
         save_config(cfg, run_dir / "config.yaml")
         info = {"task": task_name, "world_size": env.world_size, "device": str(env.device),
                 "torch": torch.__version__, "resumed_from_step": start_step if saved is not None else None,
+                "init_from": str(init_from) if init_from is not None and saved is None else None,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(run_info or {})}
         atomic_write_json(run_dir / "run.json", info, indent=1)
     if start_step >= tc.steps:
