@@ -50,6 +50,8 @@ def write_root(root: Path, scene: str, location: str, shade: int) -> Path:
                 w.add_camera_frame(tok, CameraFrame(c.channel, img, c.intrinsics, c.sensor_to_ego, ego_pose(t), t, True))
             w.add_lidar_sweep(tok, LidarSweep(lidar_points(seed=k), LIDAR_CALIB.sensor_to_ego, ego_pose(t), t, True))
         w.add_extra_table("test_scene_info", [{"token": f"info-{scene}", "scene_token": tok, "shade": shade}])
+        # an extension table without tokens (as generate's generation.json): one row per scene, one shared
+        w.add_extra_table("test_flags", [{"scene_token": tok, "shade": shade}, {"flag": "shared"}])
         w.add_extra_file(f"extras/{scene}/note.txt", scene.encode())
         w.add_extra_file("extras/shared.txt", b"same in every root")
     return root
@@ -96,6 +98,9 @@ def test_round_trip_reader_and_devkit(roots, tmp_path):
         image = reader.camera_frame(NuScenesReader(src).channel_tokens(by_name[name], "CAM_FRONT")[0]).image
         assert abs(int(image[0, 0, 2]) - shade) <= 2
     assert sorted(r["shade"] for r in table(out, "test_scene_info")) == [100, 200]
+    # token-less rows: each root's own kept, equal ones collapsed
+    assert sorted(json.dumps(r, sort_keys=True) for r in table(out, "test_flags")) == sorted(
+        json.dumps(r, sort_keys=True) for r in [{"flag": "shared"}, *[x for src in (a, b) for x in table(src, "test_flags") if "shade" in x]])
 
 
 def test_files_are_hard_links_or_copies(roots, tmp_path):
@@ -116,6 +121,7 @@ def test_scene_subset_keeps_only_what_the_scene_reaches(roots, tmp_path):
     for name in ("sample", "sample_data", "sample_annotation", "instance", "ego_pose", "calibrated_sensor", "log", "map", "human_pose"):
         assert {r["token"] for r in table(out, name)} == {r["token"] for r in table(b, name)}, name
     assert [r["shade"] for r in table(out, "test_scene_info")] == [200]
+    assert sorted(r.get("shade", 0) for r in table(out, "test_flags")) == [0, 200]
     assert not (out / "extras" / "scene-a").exists() and (out / "extras" / "scene-b" / "note.txt").is_file()
     assert (out / "extras" / "shared.txt").is_file()
     assert not (out / "maps" / "expansion" / "town-a.json").exists()
@@ -168,3 +174,9 @@ def test_bad_requests(roots, tmp_path):
         merge_roots([a], tmp_path / "exists")
     with pytest.raises(DataError, match="version 'v1.0-trainval' not found"):
         merge_roots([a], tmp_path / "m", version="v1.0-trainval")
+    c = tmp_path / "c"
+    shutil.copytree(b, c)
+    (c / VERSION / "test_flags.json").write_text('{"not": "a list"}')
+    with pytest.raises(DataError, match="a table must be a JSON list of records") as e:
+        merge_roots([a, c], tmp_path / "m")
+    assert "test_flags.json" in str(e.value)

@@ -9,7 +9,9 @@ Rules:
 * **Tables.** Every ``<version>/*.json`` table of each root is read. Rows are keyed by ``token``;
   the same token in two roots is fine when both records are equal (shared vocabularies: category,
   attribute, visibility, sensor, whose tokens are hashes of their names) and a :class:`DataError`
-  naming the table and the token when they differ. A scene may appear in one root only. Map
+  naming the table and the token when they differ. A record without a ``token`` (an extension
+  table keyed by another record, e.g. ``generate``'s ``generation`` rows ``{sample_data_token,
+  generated}``) is keyed by its whole content: equal rows collapse, others are all kept. A scene may appear in one root only. Map
   records of the same token with the same file are merged (union of their ``log_tokens``).
 * **Scene subset.** With ``scenes`` (scene names), only those scenes and what they reach are kept:
   their logs, samples, sample_data, ego poses and calibrated sensors of those sample_data,
@@ -72,12 +74,18 @@ def _read_root(path: Path, version: str | None) -> _Root:
             rows = json.loads(f.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise DataError(f"cannot read table: {e}", f) from None
-        if not isinstance(rows, list) or not all(isinstance(r, dict) and "token" in r for r in rows):
-            raise DataError("a table must be a JSON list of records, each with a 'token'", f, "token")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise DataError("a table must be a JSON list of records (objects)", f)
         tables[f.stem] = rows
     if "scene" not in tables:
         raise DataError("no scene table", path / version, "scene")
     return _Root(path, version, tables)
+
+
+def _key(row: dict) -> str:
+    """A record's identity: its ``token``, or its whole content for a record without one."""
+    tok = row.get("token")
+    return tok if isinstance(tok, str) else "row:" + json.dumps(row, sort_keys=True)
 
 
 def _select(root: _Root, names: set[str]) -> None:
@@ -106,7 +114,7 @@ def _select(root: _Root, names: set[str]) -> None:
             continue
         for r in table:
             if any(k.endswith("_token") and isinstance(v, str) and v in root.dropped for k, v in r.items()):
-                root.dropped.add(r["token"])
+                root.dropped.add(_key(r))
     for m in rows("map"):
         if m["token"] not in root.dropped:
             m["log_tokens"] = [lt for lt in m.get("log_tokens", ()) if lt in keep["log"]]
@@ -120,7 +128,7 @@ def _union(roots: Sequence[_Root]) -> dict[str, list[dict]]:
         for name, rows in root.tables.items():
             table = out.setdefault(name, {})
             for r in rows:
-                tok = r["token"]
+                tok = _key(r)
                 if tok in root.dropped:
                     continue
                 if tok not in table:
@@ -146,7 +154,7 @@ def _files(root: _Root) -> Iterable[str]:
         for r in rows:
             if isinstance(r.get("filename"), str) and r["filename"]:
                 referenced.add(r["filename"])
-                if r["token"] not in root.dropped:
+                if _key(r) not in root.dropped:
                     kept.add(r["filename"])
     logs = root.tables.get("log", [])
     locations = {lg.get("location") for lg in logs}
