@@ -1,7 +1,7 @@
 """Quality of the camera branch on held-out SynthTown scenes, beside its controls (issue 10).
 
     python benchmarks/bench_camera_quality.py --source HELDOUT_ROOT --work DIR [--checkpoints CKPT]
-        [--scenes NAME ...] [--steps 10] [--guidance 2.0] [--seed 0] [--json OUT.json]
+        [--scenes NAME ...] [--steps 10] [--guidance 2.0] [--seed 0] [--captions MANIFEST] [--json OUT.json]
 
 Generates the chosen scenes of ``--source`` with ``genesis-drive generate`` in three settings and
 evaluates each with ``genesis-drive eval layout2d`` against the source's SynthTown truth buffers:
@@ -104,6 +104,8 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
+    ap.add_argument("--captions", type=Path, default=None,
+                    help="DataCrafter manifest of --source for a DiT trained with captions (generate --captions)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
 
@@ -120,6 +122,8 @@ def main() -> None:
                "--guidance", str(a.guidance), "--overwrite"]  # fmt: skip
         if a.checkpoints is not None:
             cmd += ["--checkpoints", str(a.checkpoints)]
+        if a.captions is not None:
+            cmd += ["--captions", str(a.captions)]
         t0 = time.perf_counter()
         run(cmd, commands)
         timings[mode] = time.perf_counter() - t0
