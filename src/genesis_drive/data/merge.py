@@ -11,8 +11,9 @@ Rules:
   attribute, visibility, sensor, whose tokens are hashes of their names) and a :class:`DataError`
   naming the table and the token when they differ. A record without a ``token`` (an extension
   table keyed by another record, e.g. ``generate``'s ``generation`` rows ``{sample_data_token,
-  generated}``) is keyed by its whole content: equal rows collapse, others are all kept. A scene may appear in one root only. Map
-  records of the same token with the same file are merged (union of their ``log_tokens``).
+  generated}``) is keyed by its whole content: equal rows collapse, others are all kept. A scene
+  may appear in one root only. Map records of the same token with the same file are merged
+  (union of their ``log_tokens``).
 * **Scene subset.** With ``scenes`` (scene names), only those scenes and what they reach are kept:
   their logs, samples, sample_data, ego poses and calibrated sensors of those sample_data,
   annotations and their instances, the maps of their logs (``log_tokens`` cut to the kept logs).

@@ -347,8 +347,8 @@ def train(
     ``run_dir`` must hold no checkpoint yet. ``init_from`` (a checkpoint or run directory of the
     same task) starts a new run from those weights (its EMA weights when it has them; the EMA
     starts there too) with a fresh optimizer and schedule: fine-tuning; it is recorded in
-    ``run.json``, and a resumed run ignores it (its own checkpoint holds the weights). ``env`` comes from ``init_distributed`` (default:
-    one process on ``cfg.train.device``).
+    ``run.json``, and a resumed run ignores it (its own checkpoint holds the weights).
+    ``env`` comes from ``init_distributed`` (default: one process on ``cfg.train.device``).
     """
     tc: TrainConfig = cfg.train
     if env is None:
