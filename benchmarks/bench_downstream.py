@@ -80,8 +80,9 @@ def scene_names(root: Path) -> list[str]:
 
 def latest_step(run: Path) -> int:
     """Step of the newest complete checkpoint of a run (0 when none)."""
-    steps = [int(p.name.split("_")[1]) for p in (run / "checkpoints").glob("step_*") if (p / "state.json").is_file()]
-    return max(steps, default=0)
+    from genesis_drive.train.checkpoint import list_checkpoints
+
+    return max((step for step, _ in list_checkpoints(run)), default=0)
 
 
 # -- evaluation (run in a subprocess, under --code) -----------------------------------------------

@@ -94,11 +94,11 @@ def main() -> None:
                       for name, sel in (("moving", moving), ("stationary", ~moving), ("all", np.ones_like(moving)))}  # fmt: skip
 
     # the hand-made cue at each probe size and stride
+    fi, bi = views.index("CAM_FRONT"), views.index("CAM_BACK")
     for probe in a.probe:
         size_s, stride_s = probe.split(":")
         w, h = (int(v) for v in size_s.split("x"))
         pds, _ = dataset(cfg, a.root, (w, h), int(stride_s))
-        fi, bi = views.index("CAM_FRONT"), views.index("CAM_BACK")
         rows = []
         for i in range(len(pds)):
             s = pds[i]

@@ -27,7 +27,7 @@ import torch
 from ..errors import DataError
 from ..models.camera.dit import MultiViewDiT
 from ..models.camera.vae import VideoVAE
-from ..train.checkpoint import latest_checkpoint, load_run_model, read_state
+from ..train.checkpoint import find_checkpoint, load_run_model, read_state
 from ..train.tasks.camera_dit import CameraDiTConfig
 from ..train.tasks.camera_vae import CameraVAEConfig
 
@@ -105,7 +105,7 @@ class CameraNetworks:
 
 
 def _check_task(path: Path, expected: str) -> None:
-    ckpt = path if (path / "state.json").is_file() else latest_checkpoint(path)
+    ckpt = find_checkpoint(path)
     if ckpt is None:
         raise DataError("no complete checkpoint (expected checkpoints/step_*/state.json)", path, "--checkpoints")
     task = read_state(ckpt).get("task")  # DataError on a corrupt state.json or truncated files
@@ -117,7 +117,7 @@ def _check_task(path: Path, expected: str) -> None:
 def _check_vae_version(dit_dir: Path, vae_dir: Path, vae: VideoVAE) -> None:
     """DataError when the DiT checkpoint records the version of the VAE it was trained with
     (``state.json`` ``frozen.vae``, written by the training loop) and ``vae`` is another one."""
-    ckpt = dit_dir if (dit_dir / "state.json").is_file() else latest_checkpoint(dit_dir)
+    ckpt = find_checkpoint(dit_dir)
     want = (read_state(ckpt).get("frozen") or {}).get("vae")
     if want is not None and want != vae.version:
         raise DataError(f"is not the VAE the DiT was trained with (its weights are {vae.version}, the DiT at {dit_dir} "

@@ -45,7 +45,7 @@ from ..models.lidar.beams import BeamModel, estimate_beams
 from ..models.lidar.dit import LIDAR_DIT_GROUPS, LidarDiT
 from ..models.lidar.sweep import decode_sweep, write_pcd_bin
 from ..diffusion.samplers import cfg_velocity, sample
-from ..train.checkpoint import latest_checkpoint, load_run_model, read_state
+from ..train.checkpoint import find_checkpoint, load_run_model, read_state
 from ..train.tasks.camera_vae import CameraVAEConfig
 from ..train.tasks.lidar_ae import LIDAR, LidarAERunConfig
 from ..train.tasks.lidar_dit import ForecastEncoder, ForecastSamples, LidarDiTRunConfig, dit_conditions, move_points
@@ -71,7 +71,7 @@ class LidarNetworks:
 
 
 def _ckpt(path: Path) -> Path:
-    ckpt = path if (path / "state.json").is_file() else latest_checkpoint(path)
+    ckpt = find_checkpoint(path)
     if ckpt is None:
         raise DataError("no complete checkpoint (expected state.json or checkpoints/step_*/state.json)", path, "--checkpoints")
     return ckpt

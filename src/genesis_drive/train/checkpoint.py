@@ -46,6 +46,7 @@ __all__ = [
     "read_state",
     "load_weights",
     "load_run_model",
+    "find_checkpoint",
     "file_sha256",
     "export_checkpoint",
     "remove_stale_temporaries",
@@ -92,6 +93,13 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     found = list_checkpoints(run_dir)
     return found[-1][1] if found else None
+
+
+def find_checkpoint(path: str | Path) -> Path | None:
+    """``path`` itself when it is a checkpoint directory (has ``state.json``), else the newest
+    complete checkpoint of the run directory ``path``; None when there is neither."""
+    path = Path(path)
+    return path if (path / "state.json").is_file() else latest_checkpoint(path)
 
 
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
@@ -281,13 +289,11 @@ def load_weights(path: str | Path, *, ema: bool = True) -> dict[str, torch.Tenso
     ``ema=True`` returns the EMA weights when the checkpoint has them (buffers from the model
     weights), else the raw weights. Only safetensors and JSON are read: nothing is unpickled.
     """
-    path = Path(path)
-    if not (path / "state.json").is_file():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise DataError("no checkpoint here (expected a checkpoint directory or a run directory "
-                            "with checkpoints/step_*/)", path)
-        path = latest
+    found = find_checkpoint(path)
+    if found is None:
+        raise DataError("no checkpoint here (expected a checkpoint directory or a run directory "
+                        "with checkpoints/step_*/)", path)
+    path = found
     state = read_state(path)
     weights = _load_tensors(path / "model.safetensors")
     if ema and "ema.safetensors" in state["files"]:
@@ -319,7 +325,7 @@ def export_checkpoint(
     the same source and updates give the same bytes. Returns ``out``.
     """
     source, out = Path(source), Path(out)
-    ckpt = source if (source / "state.json").is_file() else latest_checkpoint(source)
+    ckpt = find_checkpoint(source)
     if ckpt is None:
         raise DataError("no checkpoint to export (expected a checkpoint directory or a run directory with checkpoints/step_*/)", source)
     state = read_state(ckpt)
@@ -367,7 +373,7 @@ def load_run_model(
     SHA-256 of the weight files used (for reference-statistics cache keys) and ``ema``.
     """
     path = Path(path)
-    ckpt = path if (path / "state.json").is_file() else latest_checkpoint(path)
+    ckpt = find_checkpoint(path)
     if ckpt is None:
         raise DataError("no checkpoint here (expected a run directory with checkpoints/step_*/ or a checkpoint directory)", path)
     state = read_state(ckpt)

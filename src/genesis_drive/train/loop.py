@@ -197,17 +197,17 @@ _AUX_PREFIX = "aux_optimizer:"  # key prefix of the second optimizer's tensors i
 
 def _init_from(model: nn.Module, source: Path, task_name: str, env: DistEnv) -> None:
     """Load the weights of checkpoint / run directory ``source`` (EMA when present) into ``model``."""
-    path = source if (source / "state.json").is_file() else ckpt.latest_checkpoint(source)
+    path = ckpt.find_checkpoint(source)
     if path is None:
         raise ConfigError(f"--init-from {source}: no checkpoint there (expected a checkpoint directory "
                           "with state.json or a run directory with checkpoints/step_*/)")
-    task = ckpt.read_state(path).get("task")
-    if task != task_name:
-        raise ConfigError(f"--init-from {path} was written by task {task!r}, not {task_name!r}")
+    state = ckpt.read_state(path)
+    if state.get("task") != task_name:
+        raise ConfigError(f"--init-from {path} was written by task {state.get('task')!r}, not {task_name!r}")
     weights = ckpt.load_weights(path, ema=True)
     _check_weights(model, weights, path)
     model.load_state_dict(weights)
-    _announce(env, f"initialised from {path} (step {ckpt.read_state(path).get('step')})")
+    _announce(env, f"initialised from {path} (step {state.get('step')})")
 
 
 def _task_groups(model: nn.Module, groups: list[dict[str, Any]], tc: TrainConfig, what: str) -> list[dict[str, Any]]:
