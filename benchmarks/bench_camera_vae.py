@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    model, cfg, info = load_run_model(args.run, CameraVAEConfig, lambda c: VideoVAE(c.model))
+    model, cfg, info = load_run_model(args.run, CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")
     ckpt = Path(info["checkpoint"])
     ema_file = ckpt / "ema.safetensors"
     weights_mb = (ema_file if ema_file.is_file() else ckpt / "model.safetensors").stat().st_size / 2**20

@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--bake-z", type=int, default=32, help="lattice heights of the baked volume (--render baked|march)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    model, cfg, info = load_run_model(a.run, LidarAERunConfig, lambda c: LidarAE(c.model))
+    model, cfg, info = load_run_model(a.run, LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")
     task = LIDAR_AE_TASK.build(replace(cfg, val_scenes=0), a.root)
     index: ClipIndex = task.clip_index()
     transform = task.make_transform(index.reader)

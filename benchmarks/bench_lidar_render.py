@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
         from genesis_drive.train.checkpoint import load_run_model
         from genesis_drive.train.tasks.lidar_ae import LidarAERunConfig
 
-        model = load_run_model(args.ae, LidarAERunConfig, lambda c: LidarAE(c.model))[0].to(dev).eval()
+        model = load_run_model(args.ae, LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")[0].to(dev).eval()
         cfg = model.cfg
     else:
         model = LidarAE(cfg).to(dev).eval()

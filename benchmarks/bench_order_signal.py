@@ -16,7 +16,8 @@ This script separates the two reasons it may not:
   ``WxH:stride`` probe (images resized as the task resizes them, frames ``stride`` camera frames
   apart).
 * **The network.** The shipped (or ``--model``) ``synth_features`` network's order head on every
-  view clip of the root, as recorded and reversed, split by moving / stationary clips.
+  view clip of the root, as recorded and reversed, split by moving / stationary clips; and on the
+  multi-view clip (the sum over its views of the per-view log-probabilities).
 
 Prints a markdown table; ``--json`` writes the numbers.
 """
@@ -68,6 +69,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="synth_features run or checkpoint (default: the shipped one)")
     ap.add_argument("--probe", nargs="+", default=["64x36:2", "128x72:2", "64x36:4"], help="WxH:stride of the hand-made cue")
     ap.add_argument("--moving", type=float, default=1.0, help="m/s: a clip is moving above this mean ego speed")
+    ap.add_argument("--no-probes", action="store_true", help="only the network (skip the hand-made cue)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -78,24 +80,28 @@ def main() -> None:
 
     # the network, at its own clip spec
     ds, views = dataset(cfg, a.root)
-    speeds, correct = [], []  # per clip; per clip x view x (in order, reversed)
+    speeds, correct, joint = [], [], []  # per clip; per clip x view x (in order, reversed); per clip x (in order, reversed)
     for i in range(len(ds)):
         s = ds[i]
         speeds.append(float(s["motion"][0]) * cfg.speed_scale)
         x = to_model_input(s["images"])  # v t c h w
         with torch.no_grad():
-            pred = torch.stack([net.order_logits(x).argmax(1), net.order_logits(x.flip(1)).argmax(1)], dim=1)
-        correct.append((pred == torch.tensor([0, 1])).numpy())
-    speeds, correct = np.abs(np.array(speeds)), np.stack(correct)  # (n,), (n, v, 2)
+            logits = torch.stack([net.order_logits(x), net.order_logits(x.flip(1))], dim=1)  # v 2 k
+        correct.append((logits.argmax(2) == torch.tensor([0, 1])).numpy())
+        # the multi-view clip: the views share the direction of time (sum of their log-probabilities)
+        joint.append((logits.log_softmax(2).sum(0).argmax(1) == torch.tensor([0, 1])).numpy())
+    speeds, correct, joint = np.abs(np.array(speeds)), np.stack(correct), np.stack(joint)  # (n,), (n, v, 2), (n, 2)
     moving = speeds > a.moving
     res.update(clips=len(speeds), moving_clips=int(moving.sum()), median_speed_m_s=float(np.median(speeds)))
     res["network"] = {name: {"clips": int(sel.sum()), "in_order": float(correct[sel, :, 0].mean()) if sel.any() else None,
-                             "reversed": float(correct[sel, :, 1].mean()) if sel.any() else None}
+                             "reversed": float(correct[sel, :, 1].mean()) if sel.any() else None,
+                             "multiview_in_order": float(joint[sel, 0].mean()) if sel.any() else None,
+                             "multiview_reversed": float(joint[sel, 1].mean()) if sel.any() else None}
                       for name, sel in (("moving", moving), ("stationary", ~moving), ("all", np.ones_like(moving)))}  # fmt: skip
 
     # the hand-made cue at each probe size and stride
     fi, bi = views.index("CAM_FRONT"), views.index("CAM_BACK")
-    for probe in a.probe:
+    for probe in [] if a.no_probes else a.probe:
         size_s, stride_s = probe.split(":")
         w, h = (int(v) for v in size_s.split("x"))
         pds, _ = dataset(cfg, a.root, (w, h), int(stride_s))
@@ -110,11 +116,12 @@ def main() -> None:
 
     print(f"# order signal in {a.root}: {res['clips']} clips, {res['moving_clips']} moving (> {a.moving} m/s), "
           f"median speed {res['median_speed_m_s']:.1f} m/s; network {model} (step {res['step']})")
-    print("| clips | n | network: in order detected | network: reversed detected |")
+    print("| clips | n | network, per view: in order / reversed detected | network, multi-view clip: in order / reversed |")
     print("|---|---|---|---|")
     for name, v in res["network"].items():
         if v["clips"]:
-            print(f"| {name} | {v['clips']} | {v['in_order']:.3f} | {v['reversed']:.3f} |")
+            print(f"| {name} | {v['clips']} | {v['in_order']:.3f} / {v['reversed']:.3f} "
+                  f"| {v['multiview_in_order']:.3f} / {v['multiview_reversed']:.3f} |")
     print("\n| hand-made cue (front expansion - back expansion > 0), probe WxH:stride | moving clips | accuracy |")
     print("|---|---|---|")
     for probe, v in res["probes"].items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -12,6 +12,7 @@ import pytest
 from genesis_drive.config import (
     apply_overrides,
     config_from_dict,
+    config_from_saved,
     config_to_dict,
     load_config,
     load_yaml_overrides,
@@ -140,6 +141,12 @@ def test_dict_round_trip_is_plain_and_strict():
         config_from_dict(Run, missing)
     with pytest.raises(ConfigError, match=r"model.widths: expected tuple\[int, ...\]"):
         config_from_dict(Run, {**d, "model": {**d["model"], "widths": "wide"}})
+    # a config saved by an earlier version: missing keys take their defaults (and are named), unknown ones still fail
+    old, filled = config_from_saved(Run, missing)
+    assert old == replace(cfg, model=replace(cfg.model, depth=Run().model.depth)) and filled == ["model.depth"]
+    assert config_from_saved(Run, d) == (cfg, [])
+    with pytest.raises(ConfigError, match="unknown key 'optim.momentum'"):
+        config_from_saved(Run, extra)
 
 
 @pytest.mark.parametrize("name", ["run.yaml", "run.json"])

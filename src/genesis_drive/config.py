@@ -8,7 +8,8 @@ functions). This module only *reads and writes* such configs; it holds no regist
   value is parsed by the declared type of its field (``int``, ``float``, ``bool``, ``str``,
   ``Path``, ``tuple[...]``, ``list[...]``, ``Optional[...]`` / ``X | None``, ``Literal[...]``).
 - ``load_yaml_overrides(path)`` reads a nested YAML mapping into the same dotted form.
-- ``config_to_dict`` / ``config_from_dict`` (strict: unknown or missing keys are errors).
+- ``config_to_dict`` / ``config_from_dict`` (strict: unknown or missing keys are errors);
+  ``config_from_saved`` for configs written by an earlier version (missing keys take their defaults).
 - ``save_config`` / ``load_config``: YAML or JSON by file suffix, written atomically.
 
 Every mistake raises :class:`~genesis_drive.errors.ConfigError` naming the dotted key, the
@@ -38,6 +39,7 @@ __all__ = [
     "load_yaml_overrides",
     "config_to_dict",
     "config_from_dict",
+    "config_from_saved",
     "save_config",
     "load_config",
     "resolve_preset",
@@ -332,25 +334,45 @@ def _plain(value: Any, key: str) -> Any:
     raise ConfigError(f"{key}: value of type {type(value).__name__} cannot be written to a config file")
 
 
-def config_from_dict(cls: type[C], data: Mapping[str, Any], _prefix: str = "") -> C:
+def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
     """Build dataclass ``cls`` from a nested dict. Strict: unknown and missing keys are errors."""
+    return _from_dict(cls, data, "", None)
+
+
+def config_from_saved(cls: type[C], data: Mapping[str, Any]) -> tuple[C, list[str]]:
+    """Build ``cls`` from a config *saved by an earlier version* (a checkpoint's run config).
+
+    Unknown keys are errors, as in :func:`config_from_dict`; a missing key whose field has a
+    default takes that default, so that adding a field (whose default keeps the earlier behaviour,
+    the rule for every new config field) does not orphan existing checkpoints. A missing key without
+    a default is still an error. Returns the config and the dotted keys that were filled in.
+    """
+    filled: list[str] = []
+    return _from_dict(cls, data, "", filled), filled
+
+
+def _from_dict(cls: type[C], data: Mapping[str, Any], prefix: str, filled: list[str] | None) -> C:
     if not isinstance(data, Mapping):
-        where = _prefix or cls.__name__
+        where = prefix or cls.__name__
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     fields = [f for f in dataclasses.fields(cls) if f.init]
     names = {f.name for f in fields}
     for k in data:
         if k not in names:
-            raise _unknown_key(f"{_prefix}{k}", str(k), cls, names)
+            raise _unknown_key(f"{prefix}{k}", str(k), cls, names)
     hints = _hints(cls)
     kwargs = {}
     for f in fields:
-        key = f"{_prefix}{f.name}"
+        key = f"{prefix}{f.name}"
         if f.name not in data:
-            raise ConfigError(f"missing key '{key}' ({_type_name(hints[f.name])}) for {cls.__name__}")
+            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            if filled is None or not has_default:
+                raise ConfigError(f"missing key '{key}' ({_type_name(hints[f.name])}) for {cls.__name__}")
+            filled.append(key)  # the dataclass fills its default
+            continue
         tp, value = hints[f.name], data[f.name]
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-            kwargs[f.name] = config_from_dict(tp, value, f"{key}.")
+            kwargs[f.name] = _from_dict(tp, value, f"{key}.", filled)
         else:
             kwargs[f.name] = parse_value(value, tp, key)
     try:
@@ -358,7 +380,7 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any], _prefix: str = "") -
     except ConfigError:
         raise  # raised by __post_init__, which names its fields
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{_prefix.rstrip('.') or cls.__name__}: {e}") from None
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {e}") from None
 
 
 # ----------------------------------------------------------------------------- files

@@ -16,6 +16,7 @@ import torch
 
 from genesis_drive.config import config_to_dict
 from genesis_drive.data.geometry import scale_intrinsics
+from genesis_drive.errors import DataError
 from genesis_drive.eval import learned_cli
 from genesis_drive.eval.consistency import (
     ConsistencyScorer,
@@ -250,5 +251,5 @@ def test_consistency_cli_report(root, tmp_path):
     # a checkpoint of another task is refused by name
     bad = tmp_path / "bad"
     save_checkpoint(bad, 1, model=model.state_dict(), optimizer={}, ema=None, state={"task": "x", "config": {"model": {}}}, keep_last=1)
-    with pytest.raises(Exception, match="config"):
+    with pytest.raises(DataError, match="written by task 'x', expected 'depth'"):
         load_depth_model(bad)

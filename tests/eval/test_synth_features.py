@@ -100,9 +100,11 @@ def test_fd_synth_cli_same_clips_score_zero(root, tmp_path):
     rows = {r["metric"]: r for r in report["rows"]}
     rev, shuf = "FD_synth-video (control: ref clips reversed vs ref)", "FD_synth-video (control: ref clips shuffled vs ref)"
     acc = "order accuracy (control: ref clips in_order / reversed / shuffled)"
-    assert set(rows) == {"FD_synth", "FD_synth-video", rev, shuf, acc}  # one scene: no floor
+    acc_mv = "order accuracy, multi-view clips (control: ref clips in_order / reversed / shuffled)"
+    assert set(rows) == {"FD_synth", "FD_synth-video", rev, shuf, acc, acc_mv}  # one scene: no floor
     assert rows[rev]["value"] > 1e-5 and rows[shuf]["value"] > 1e-5  # the same frames in another order move the features
     assert rows[rev]["counts"] == {"gen videos": 12, "ref videos": 12} and rows[acc]["counts"] == {"ref videos": 36}
+    assert rows[acc_mv]["counts"] == {"ref clips": 6}
     assert 0 <= rows[acc]["value"] <= 1 and set(report["meta"]["temporal_controls"]["order_accuracy"]) == {"in_order", "reversed", "shuffled"}
     md = (out / "fd_synth.md").read_text()
     assert rev in md and acc in md
@@ -161,14 +163,16 @@ def test_temporal_controls_have_the_known_answers(root):
     views = tuple(cfg.model.views)
     protocol = VideoProtocol(views=views, num_frames=4, frame_stride=2, ref_window_stride=8)
     ref = open_clip_source(root, views, protocol.span, 8, 1, max_frames=protocol.span)
-    pred = order_predictions(ext, ref, protocol)
-    assert pred.shape == (2, 6, 3) and (pred == 0).all()
+    pred, clip_pred = order_predictions(ext, ref, protocol)
+    assert pred.shape == (2, 6, 3) and (pred == 0).all() and clip_pred.shape == (2, 3) and (clip_pred == 0).all()
     rows, meta = temporal_control_rows(lambda: FrechetDistance(ext, name="FD_synth-video"), ext, protocol, ref, cache_dir=None,
                                        batch_size=4, num_resamples=0, level=0.9, seed=0, floor=0.5)  # fmt: skip
     by_name = {r.metric: r for r in rows}
     acc = by_name["order accuracy (control: ref clips in_order / reversed / shuffled)"]
     assert acc.value == pytest.approx(1 / 3) and acc.ci is None  # right on every in-order clip, wrong on the others
     assert meta["order_accuracy"] == {"in_order": 1.0, "reversed": 0.0, "shuffled": 0.0}
+    assert meta["order_accuracy_multiview"] == meta["order_accuracy"]
+    assert by_name["order accuracy, multi-view clips (control: ref clips in_order / reversed / shuffled)"].value == pytest.approx(1 / 3)
     # the reversed control by hand: the same clips, frames flipped, through the extractor
     by_hand = FrechetDistance(ext, name="FD_synth-video")
     for _, frames in ref:
@@ -178,3 +182,33 @@ def test_temporal_controls_have_the_known_answers(root):
     rev = by_name["FD_synth-video (control: ref clips reversed vs ref)"]
     assert rev.value == pytest.approx(float(by_hand.compute()), rel=1e-4) and rev.value > 1e-5
     assert f"{rev.value / 0.5:.1f}x the floor" in rev.note
+
+
+class _BrightnessOrder:
+    """A stand-in extractor whose order head reads a view clip's brightness change m (last frame -
+    first frame, in [0, 1] units): logits (5 m, -5 m, -10), so "in order" when it brightens."""
+
+    def order_logits(self, x: torch.Tensor) -> torch.Tensor:
+        m = (x[:, -1].float().mean(dim=(1, 2, 3)) - x[:, 0].float().mean(dim=(1, 2, 3))) / 255
+        return torch.stack([5 * m, -5 * m, torch.full_like(m, -10.0)], dim=1)
+
+
+class _OneSureView:
+    """One clip of 6 views, 4 frames: view 0 brightens by 1.0 over the clip (sure: in order), views
+    1-5 darken by 0.1 (each weakly wrong)."""
+
+    views = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
+
+    def __iter__(self):
+        t = np.arange(4)[:, None]
+        level = np.where(np.arange(6)[None] == 0, 255 * t / 3, 200 - 25.5 * t / 3).T  # (v, t)
+        yield "s:0", np.broadcast_to(level.round().astype(np.uint8)[:, :, None, None, None], (6, 4, 4, 6, 3)).copy()
+
+
+def test_multiview_order_sums_the_views_log_probabilities():
+    """Per view, 5 of 6 views answer wrongly; summed over the views the one sure view wins:
+    log p(in order) = -0.00005 - 5 x 1.313 = -6.6 against log p(reversed) = -10 - 5 x 0.313 = -11.6."""
+    protocol = VideoProtocol(views=_OneSureView.views, num_frames=4, frame_stride=1, ref_window_stride=4)
+    per_view, per_clip = order_predictions(_BrightnessOrder(), _OneSureView(), protocol)
+    assert per_view[0, :, 0].tolist() == [0, 1, 1, 1, 1, 1] and per_view[0, :, 1].tolist() == [1, 0, 0, 0, 0, 0]
+    assert per_clip[0, :2].tolist() == [0, 1]  # right both ways on the multi-view clip

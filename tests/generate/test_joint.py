@@ -214,7 +214,7 @@ def test_network_checks(nets, root, tmp_path):
     cam, lid = nets
     with pytest.raises(DataError, match="uses no camera features"):
         check_joint_networks(cam, dataclasses.replace(lid, vae=None))
-    other = load_run_model(save_vae(tmp_path / "v", seed=9), CameraVAEConfig, lambda c: VideoVAE(c.model))[0]
+    other = load_run_model(save_vae(tmp_path / "v", seed=9), CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")[0]
     with pytest.raises(DataError, match="is not the camera branch's VAE"):
         check_joint_networks(cam, dataclasses.replace(lid, vae=other))
     with pytest.raises(ConfigError, match="needs the LiDAR DiT"):

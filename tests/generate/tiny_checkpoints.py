@@ -81,7 +81,7 @@ def save_lidar(base: Path, vae_run: Path) -> Path:
         for p in dit.parameters():
             if (p == 0).all():
                 p.copy_(torch.randn_like(p) * 0.05)
-    vae, _, _ = load_run_model(vae_run, CameraVAEConfig, lambda c: VideoVAE(c.model))
+    vae, _, _ = load_run_model(vae_run, CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")
     ckpt.save_checkpoint(base / "lidar_dit", 1, model=dit.state_dict(), optimizer={}, ema=None,
                          state={"task": "lidar-dit", "config": config_to_dict(dcfg), "frozen": {"ae": ae.version, "vae": vae.version}},
                          keep_last=1)  # fmt: skip

@@ -128,6 +128,14 @@ def test_resume_rejects_changed_config_corrupt_files_and_other_models(jpeg_root,
         _run(jpeg_root, tmp_path / "empty", resume=True)
     # resuming with more steps is allowed and continues from step 2
     assert _run(jpeg_root, run, "train.steps=3", resume=True).step == 3
+    # a field added to the config after the checkpoint was written counts as its default
+    latest = ckpt.latest_checkpoint(run)
+    state = json.loads((latest / "state.json").read_text())
+    del state["config"]["train"]["deterministic"]
+    (latest / "state.json").write_text(json.dumps(state))
+    with pytest.raises(ConfigError, match=r"train.deterministic: checkpoint False, now True"):
+        _run(jpeg_root, run, "train.steps=4", "train.deterministic=true", resume=True)
+    assert _run(jpeg_root, run, "train.steps=4", resume=True).step == 4
 
     # a checkpoint whose tensors belong to another model (state.json edited to claim this config)
     latest = ckpt.latest_checkpoint(run)

@@ -192,7 +192,7 @@ def pool_stats(stats: list[FrameStats]) -> dict[str, float]:
 
 def load_depth_model(path: str | Path, *, ema: bool = True) -> tuple[DepthNet, DepthConfig, dict]:
     """The trained depth network (eval mode, CPU), its run config and checkpoint info."""
-    return load_run_model(path, DepthConfig, lambda c: DepthNet(c.model), ema=ema)
+    return load_run_model(path, DepthConfig, lambda c: DepthNet(c.model), task="depth", ema=ema)
 
 
 # ----------------------------------------------------------------------------- evaluation

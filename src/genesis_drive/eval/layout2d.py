@@ -75,7 +75,7 @@ _ASPECT_TOLERANCE = 0.01
 
 def load_layout2d_model(path: str | Path, *, ema: bool = True) -> tuple[Layout2DNet, Layout2DConfig, dict]:
     """The trained evaluator (eval mode, CPU), its run config and checkpoint info (path, step, sha256)."""
-    return load_run_model(path, Layout2DConfig, lambda c: Layout2DNet(c.model), ema=ema)
+    return load_run_model(path, Layout2DConfig, lambda c: Layout2DNet(c.model), task="layout2d", ema=ema)
 
 
 # ----------------------------------------------------------------------------- matching

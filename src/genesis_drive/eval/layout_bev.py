@@ -135,7 +135,7 @@ def vehicle_centers(clip: Clip, t: int, grid: BevGrid) -> np.ndarray:
 
 def load_bev_model(path: str | Path, *, ema: bool = True) -> tuple[BevLayoutNet, BevLayoutConfig, dict]:
     """The trained BEV layout model (eval mode, CPU), its run config and checkpoint info."""
-    return load_run_model(path, BevLayoutConfig, lambda c: BevLayoutNet(c.model), ema=ema)
+    return load_run_model(path, BevLayoutConfig, lambda c: BevLayoutNet(c.model), task="bev_layout", ema=ema)
 
 
 # ----------------------------------------------------------------------------- evaluation over a root

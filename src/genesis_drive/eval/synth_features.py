@@ -122,7 +122,7 @@ class SynthClipExtractor(nn.Module):
 def load_synth_net(path: str | Path, *, ema: bool = True) -> tuple[SynthFeatureNet, SynthFeaturesConfig, dict]:
     """The trained FD_synth network (eval mode, CPU, frozen), its run config and checkpoint info,
     from a ``synth_features`` run directory or checkpoint directory."""
-    net, cfg, info = load_run_model(path, SynthFeaturesConfig, lambda c: SynthFeatureNet(c.model), ema=ema)
+    net, cfg, info = load_run_model(path, SynthFeaturesConfig, lambda c: SynthFeatureNet(c.model), task="synth_features", ema=ema)
     net.requires_grad_(False)
     return net, cfg, info
 
@@ -184,31 +184,37 @@ class ReorderedClips:
         return {**self.source.describe(), "order": self.kind, "order_seed": self.seed}
 
 
-def order_predictions(extractor: SynthClipExtractor, source, protocol, *, batch_size: int = 8, seed: int = 0) -> np.ndarray:
-    """Predicted :data:`FRAME_ORDERS` index ``(n_clips, v, 3)`` of the network's ``order`` head for
-    every view of every clip of ``source`` under ``protocol``'s frame selection (its FD_synth-video
-    frames), with the frames as recorded (column 0), reversed (1) and shuffled (2, the orders of
-    :func:`control_order`; -1 when clips have fewer than 3 frames). Correct answers are the column
-    indices."""
+def order_predictions(extractor: SynthClipExtractor, source, protocol, *, batch_size: int = 8,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Predicted :data:`FRAME_ORDERS` indices of the network's ``order`` head for every clip of
+    ``source`` under ``protocol``'s frame selection (its FD_synth-video frames), with the frames as
+    recorded (column 0), reversed (1) and shuffled (2, the orders of :func:`control_order`; -1 when
+    clips have fewer than 3 frames; every view of a clip in the same order). Correct answers are
+    the column indices. Returns ``(per_view (n_clips, v, 3), per_clip (n_clips, 3))``: the head on
+    each view alone, and on the multi-view clip (the views share the direction of time, so the
+    clip's answer is the argmax of the sum over views of the per-view log-probabilities)."""
     p = protocol
-    out = []
+    views, clips_ = [], []
     for i, (clip_id, frames) in enumerate(source):
         x = rearrange(torch.from_numpy(np.ascontiguousarray(_selected(clip_id, frames, p))), "v t h w c -> v t c h w")
         t = x.shape[1]
         versions = [x, x.flip(1)]
         if t >= 3:
             versions.append(x[:, torch.from_numpy(control_order("shuffled", t, i, seed))])
-        preds = []
+        per_view, per_clip = [], []
         for clips in versions:
             with torch.no_grad():
                 logits = torch.cat([extractor.order_logits(clips[j : j + batch_size]) for j in range(0, len(clips), batch_size)])
-            preds.append(logits.argmax(dim=1).cpu().numpy())
+            per_view.append(logits.argmax(dim=1).cpu().numpy())
+            per_clip.append(int(logits.float().log_softmax(dim=1).sum(dim=0).argmax()))
         if t < 3:
-            preds.append(np.full(len(x), -1))
-        out.append(np.stack(preds, axis=1))
-    if not out:
+            per_view.append(np.full(len(x), -1))
+            per_clip.append(-1)
+        views.append(np.stack(per_view, axis=1))
+        clips_.append(per_clip)
+    if not views:
         raise DataError("the reference has no clips to judge the frame order of", None, "clips")
-    return np.stack(out)
+    return np.stack(views), np.array(clips_, dtype=np.int64)
 
 
 def _selected(clip_id: str, frames: np.ndarray, p) -> np.ndarray:
@@ -242,19 +248,22 @@ def temporal_control_rows(make_video_metric: Callable[[], Any], extractor: Synth
         ratio = f"; {row.value / floor:.1f}x the floor" if floor is not None and floor > 0 else ""
         row.note = f"{row.note}{ratio}"
         rows.append(row)
-    pred = order_predictions(extractor, ref, protocol, batch_size=batch_size, seed=seed)
+    per_view, per_clip = order_predictions(extractor, ref, protocol, batch_size=batch_size, seed=seed)
     used = len(kinds) + 1
-    correct = (pred[..., :used] == np.arange(used)).astype(np.float64)  # (clips, v, kinds)
     names = FRAME_ORDERS[:used]
+    title = " / ".join(names)
+    for label, pred, unit in (("", per_view, "videos"), (", multi-view clips", per_clip[:, None], "clips")):
+        correct = (pred[..., :used] == np.arange(used)).astype(np.float64)  # (clips, views or 1, kinds)
 
-    def stat(idx: np.ndarray) -> float:
-        return float(correct[idx].mean())
+        def stat(idx: np.ndarray, correct=correct) -> float:
+            return float(correct[idx].mean())
 
-    ci = bootstrap_ci(stat, len(correct), num_resamples=num_resamples, level=level, seed=seed) if num_resamples else None
-    value = ci.value if ci is not None else stat(np.arange(len(correct)))
-    per_kind = {k: float(correct[..., i].mean()) for i, k in enumerate(names)}
-    rows.append(MetricRow("order accuracy (control: ref clips " + " / ".join(names) + ")", value, ci,
-                          counts={"ref videos": int(correct.shape[0] * correct.shape[1]) * used},
-                          note="order head, " + ", ".join(f"{k} {v:.3f}" for k, v in per_kind.items()) + "; bootstrap over clips"))  # fmt: skip
-    meta["order_accuracy"] = per_kind
+        ci = bootstrap_ci(stat, len(correct), num_resamples=num_resamples, level=level, seed=seed) if num_resamples else None
+        value = ci.value if ci is not None else stat(np.arange(len(correct)))
+        per_kind = {k: float(correct[..., i].mean()) for i, k in enumerate(names)}
+        rows.append(MetricRow(f"order accuracy{label} (control: ref clips {title})", value, ci,
+                              counts={f"ref {unit}": int(correct.shape[0] * correct.shape[1]) * used},
+                              note="order head" + (" (sum of the views' log-probabilities)" if label else "") + ", "
+                              + ", ".join(f"{k} {v:.3f}" for k, v in per_kind.items()) + "; bootstrap over clips"))  # fmt: skip
+        meta["order_accuracy" + ("_multiview" if label else "")] = per_kind
     return rows, meta

@@ -96,11 +96,11 @@ def load_lidar_networks(dirs: dict[str, Path], device: str | torch.device = "cpu
         got = read_state(_ckpt(dirs[name])).get("task")
         if got != task:
             raise DataError(f"is a checkpoint of task {got!r}, expected {task!r}", dirs[name], "task")
-    ae, _, ae_info = load_run_model(dirs["lidar_ae"], LidarAERunConfig, lambda c: LidarAE(c.model))
+    ae, _, ae_info = load_run_model(dirs["lidar_ae"], LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")
     info = {"lidar_ae": ae_info}
     dit = dit_cfg = vae = None
     if need_dit:
-        dit, dit_cfg, info["lidar_dit"] = load_run_model(dirs["lidar_dit"], LidarDiTRunConfig, lambda c: LidarDiT(c.model))
+        dit, dit_cfg, info["lidar_dit"] = load_run_model(dirs["lidar_dit"], LidarDiTRunConfig, lambda c: LidarDiT(c.model), task="lidar-dit")
         _check_frozen(dirs["lidar_dit"], "ae", dirs["lidar_ae"], ae.version)
         if dit_cfg.model.latent_channels != ae.cfg.latent_channels:
             raise DataError(f"the LiDAR AE has {ae.cfg.latent_channels} latent channels, the DiT was built for "
@@ -108,7 +108,7 @@ def load_lidar_networks(dirs: dict[str, Path], device: str | torch.device = "cpu
         if dit_cfg.model.camera_channels:
             if "camera_vae" not in dirs:
                 raise DataError("the LiDAR DiT uses camera features: the camera_vae/ folder is needed", None, "--checkpoints")
-            vae, _, info["camera_vae"] = load_run_model(dirs["camera_vae"], CameraVAEConfig, lambda c: VideoVAE(c.model))
+            vae, _, info["camera_vae"] = load_run_model(dirs["camera_vae"], CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")
             _check_frozen(dirs["lidar_dit"], "vae", dirs["camera_vae"], vae.version)
             vae = vae.to(device).eval()
         dit = dit.to(device).eval()

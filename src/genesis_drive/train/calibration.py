@@ -106,7 +106,7 @@ def calibrate_camera_vae(run: str | Path, data_root: str | Path, out: str | Path
         videos = camera_vae.VideoSamples()
         return len(picks), (camera_vae.to_videos(videos(index.load(i))["video"][None]) for i in picks)
 
-    load = lambda p: load_run_model(p, camera_vae.CameraVAEConfig, lambda c: VideoVAE(c.model))  # noqa: E731
+    load = lambda p: load_run_model(p, camera_vae.CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")  # noqa: E731
     return calibrate_codec(run, data_root, out, load=load, inputs=inputs, unit="clip", progress=progress)
 
 
@@ -147,7 +147,7 @@ def calibrate_lidar_ae(run: str | Path, data_root: str | Path, out: str | Path, 
     ``chamfer_by_threshold``, ``tune_sweeps``)."""
     if sweeps < 1 or tune_sweeps < 0:
         raise ConfigError(f"sweeps must be >= 1 and tune_sweeps >= 0, got {sweeps}, {tune_sweeps}")
-    load = lambda p: load_run_model(p, lidar_ae.LidarAERunConfig, lambda c: LidarAE(c.model))  # noqa: E731
+    load = lambda p: load_run_model(p, lidar_ae.LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")  # noqa: E731
 
     def training_index(cfg: lidar_ae.LidarAERunConfig) -> ClipIndex:
         return _training_index(data_root, cfg, lidar_ae.clip_spec_of(cfg), f"clips with a {lidar_ae.LIDAR} sweep", "clips.lidar")

@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..config import config_from_dict
+from ..config import config_from_saved
 from ..data.atomic import replace_dir
 from ..errors import ConfigError, DataError
 
@@ -362,28 +362,34 @@ def file_sha256(path: str | Path) -> str:
 
 
 def load_run_model(
-    path: str | Path, config_type: type, make_model: Callable[[Any], nn.Module], *, ema: bool = True
+    path: str | Path, config_type: type, make_model: Callable[[Any], nn.Module], *, task: str, ema: bool = True
 ) -> tuple[nn.Module, Any, dict]:
     """A trained model from a run directory (its latest checkpoint) or a checkpoint directory.
 
+    The checkpoint must have been written by training task ``task`` (``state.json`` key ``task``):
+    a checkpoint of another task is refused by name before its config is read.
     The run config is read from the checkpoint's ``state.json`` (key ``config``, as written by the
-    training loop) into ``config_type`` (strict); ``make_model(cfg)`` builds the network, whose
+    training loop) into ``config_type`` (:func:`~genesis_drive.config.config_from_saved`: unknown
+    keys are errors, keys added to the config since the checkpoint was written take their defaults
+    and are listed in ``info["defaulted"]``); ``make_model(cfg)`` builds the network, whose
     weights (EMA when present and ``ema``) are loaded strictly from safetensors. Returns
     ``(model in eval mode, run config, info)``; info holds the checkpoint path, step, task name, the
-    SHA-256 of the weight files used (for reference-statistics cache keys) and ``ema``.
+    SHA-256 of the weight files used (for reference-statistics cache keys), ``ema`` and ``defaulted``.
     """
     path = Path(path)
     ckpt = find_checkpoint(path)
     if ckpt is None:
         raise DataError("no checkpoint here (expected a run directory with checkpoints/step_*/ or a checkpoint directory)", path)
     state = read_state(ckpt)
+    if state.get("task") != task:
+        raise DataError(f"checkpoint was written by task {state.get('task')!r}, expected {task!r}", ckpt / "state.json", "task")
     raw = state.get("config")
     if not isinstance(raw, Mapping):
         raise DataError("checkpoint state has no run config (a mapping)", ckpt / "state.json", "config")
     try:
-        cfg = config_from_dict(config_type, raw)
+        cfg, defaulted = config_from_saved(config_type, raw)
     except ConfigError as e:
-        raise DataError(f"run config does not fit {config_type.__name__} (a checkpoint of another task?): {e}",
+        raise DataError(f"run config does not fit {config_type.__name__}: {e}",
                         ckpt / "state.json", "config") from None
     model = make_model(cfg)
     weights = load_weights(ckpt, ema=ema)
@@ -397,5 +403,6 @@ def load_run_model(
         raise DataError(f"weights do not match {type(model).__name__}: {e}", ckpt / "model.safetensors") from None
     files = [n for n in ("model.safetensors", "ema.safetensors") if n in state["files"] and (ema or n == "model.safetensors")]
     digest = hashlib.sha256("".join(file_sha256(ckpt / n) for n in files).encode()).hexdigest()
-    info = {"checkpoint": str(ckpt), "step": int(state["step"]), "task": state.get("task"), "sha256": digest, "ema": ema}
+    info = {"checkpoint": str(ckpt), "step": int(state["step"]), "task": state.get("task"), "sha256": digest, "ema": ema,
+            "defaulted": defaulted}
     return model.eval(), cfg, info

@@ -39,7 +39,7 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..config import config_to_dict, save_config
+from ..config import config_from_saved, config_to_dict, save_config
 from ..data.atomic import atomic_write_json
 from ..viz.video import write_mp4
 from ..errors import ConfigError, DataError, GenesisError
@@ -157,7 +157,13 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: d}
 
 
-def _config_differences(saved: dict, current: dict) -> list[str]:
+def _config_differences(saved: dict, current: dict, config_type: type) -> list[str]:
+    """Dotted keys whose saved and current values differ (keys added since the checkpoint was
+    written count as their defaults; a saved config that no longer parses is compared raw)."""
+    try:
+        saved = config_to_dict(config_from_saved(config_type, saved)[0])
+    except ConfigError:
+        pass
     a, b = _flat(saved), _flat(current)
     diffs = []
     for key in sorted(set(a) | set(b)):
@@ -377,7 +383,7 @@ def train(
         saved = ckpt.read_checkpoint(chosen)
         if saved.state.get("task") != task_name:
             raise ConfigError(f"{chosen} was written by task {saved.state.get('task')!r}, not {task_name!r}")
-        diffs = _config_differences(saved.state.get("config", {}), cfg_dict)
+        diffs = _config_differences(saved.state.get("config", {}), cfg_dict, type(cfg))
         if diffs:
             raise ConfigError(f"config differs from checkpoint {chosen}: " + "; ".join(diffs[:6])
                               + (" ..." if len(diffs) > 6 else ""))

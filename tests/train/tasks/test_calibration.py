@@ -54,8 +54,8 @@ def test_camera_vae_calibration_gives_unit_normalised_latents(vae_run, root, tmp
     cfg, run = vae_run
     stats = calibrate_camera_vae(run, root, tmp_path / "calibrated", clips=8, progress=False)
     assert stats["clips"] == 3 and stats["std"] > 0  # every non-overlapping 5-frame clip of the 19-frame scene
-    raw, _, _ = load_run_model(run, CameraVAEConfig, lambda c: VideoVAE(c.model))
-    vae, vcfg, _ = load_run_model(tmp_path / "calibrated", CameraVAEConfig, lambda c: VideoVAE(c.model))
+    raw, _, _ = load_run_model(run, CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")
+    vae, vcfg, _ = load_run_model(tmp_path / "calibrated", CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")
     assert vcfg.model.shift_factor == pytest.approx(stats["mean"]) and vcfg.model.scaling_factor == pytest.approx(1 / stats["std"])
     assert vcfg == replace(cfg, model=replace(cfg.model, shift_factor=vcfg.model.shift_factor, scaling_factor=vcfg.model.scaling_factor))
     for k, v in raw.state_dict().items():
@@ -87,8 +87,8 @@ def test_lidar_ae_calibration_gives_unit_normalised_latents_and_a_drop_threshold
     out = tmp_path / "calibrated"
     stats = calibrate_lidar_ae(run, root, out, sweeps=8, progress=False)
     assert stats["sweeps"] == 4 and stats["count"] == 4 * 4 * 16 * 16 and stats["std"] > 0  # every keyframe sweep
-    raw, _, _ = load_run_model(run, LidarAERunConfig, lambda c: LidarAE(c.model))
-    ae, acfg, info = load_run_model(out, LidarAERunConfig, lambda c: LidarAE(c.model))
+    raw, _, _ = load_run_model(run, LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")
+    ae, acfg, info = load_run_model(out, LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")
     assert info["task"] == "lidar-ae" and info["step"] == 3
     assert acfg.model.shift_factor == pytest.approx(stats["mean"]) and acfg.model.scaling_factor == pytest.approx(1 / stats["std"])
     by = {float(k): v for k, v in stats["chamfer_by_threshold"].items()}
@@ -125,6 +125,6 @@ def test_lidar_ae_calibration_without_tuning_keeps_the_drop_threshold(ae_run, ro
     cfg, run = ae_run
     stats = calibrate_lidar_ae(run, root, tmp_path / "c", sweeps=2, tune_sweeps=0, progress=False)
     assert stats["sweeps"] == 2 and stats["count"] == 2 * 4 * 16 * 16 and "drop_threshold" not in stats
-    _, acfg, _ = load_run_model(tmp_path / "c", LidarAERunConfig, lambda c: LidarAE(c.model))
+    _, acfg, _ = load_run_model(tmp_path / "c", LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")
     assert acfg.model.drop_threshold == cfg.model.drop_threshold
     assert acfg.model.scaling_factor == pytest.approx(1 / stats["std"])

@@ -158,7 +158,7 @@ def test_a_few_steps_through_the_training_loop(root, tmp_path):
     res = train(CAMERA_VAE_TASK.build(cfg, root), cfg, tmp_path / "run", task_name="camera-vae")
     assert res.step == 3 and math.isfinite(res.metrics["loss"]) and res.metrics["kl_weight"] == pytest.approx(5e-5)  # last step: 2 of 4
     assert sorted(p.suffix for p in (tmp_path / "run" / "previews").iterdir()) == [".mp4", ".png"]
-    model, loaded_cfg, info = load_run_model(tmp_path / "run", CameraVAEConfig, lambda c: VideoVAE(c.model))
+    model, loaded_cfg, info = load_run_model(tmp_path / "run", CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")
     assert isinstance(model, VideoVAE) and loaded_cfg == cfg and info["step"] == 3
     ema = {k: v for k, v in res.ema.state_dict().items()}
     assert all(torch.equal(model.state_dict()[k], v) for k, v in ema.items())

@@ -264,7 +264,7 @@ def test_a_few_steps_through_the_training_loop_then_load(three_steps):
     cfg, res, run = three_steps
     assert res.step == 3 and math.isfinite(res.metrics["loss"]) and res.metrics["kl_weight"] == pytest.approx(5e-5)
     assert [p.suffix for p in (run / "previews").iterdir()] == [".png"]
-    model, loaded_cfg, info = load_run_model(run, LidarAERunConfig, lambda c: LidarAE(c.model))
+    model, loaded_cfg, info = load_run_model(run, LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")
     assert isinstance(model, LidarAE) and loaded_cfg == cfg and info["step"] == 3
     assert all(torch.equal(model.state_dict()[k], v) for k, v in res.ema.state_dict().items())
 

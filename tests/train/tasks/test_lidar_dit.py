@@ -159,7 +159,7 @@ def test_three_steps_through_the_loop_then_load(root, nets, tmp_path):
     res = train(LIDAR_DIT_TASK.build(cfg, root), cfg, run, task_name="lidar-dit")
     assert res.step == 3 and math.isfinite(res.metrics["loss"])
     assert [p.name for p in (run / "previews").iterdir()] == ["step_00000003_forecast.png"]
-    model, loaded, info = load_run_model(run, LidarDiTRunConfig, lambda c: LidarDiT(c.model))
+    model, loaded, info = load_run_model(run, LidarDiTRunConfig, lambda c: LidarDiT(c.model), task="lidar-dit")
     assert loaded == cfg and info["step"] == 3 and isinstance(model, LidarDiT)
     state = ckpt.read_state(ckpt.latest_checkpoint(run))
     assert set(state["frozen"]) == {"ae", "vae"}  # the frozen networks' versions, for generate's checks

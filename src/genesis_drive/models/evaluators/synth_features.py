@@ -13,7 +13,8 @@ The temporal head sees order by construction: it works on *consecutive pairs* of
 order given: a small motion CNN (:class:`PairMotion`) over each pair's optical-flow evidence, two
 1D convolutions over the ``t - 1`` pair tokens, mean + max pooling, joined by the token of the
 long-baseline pair (first frame, last frame; ``t - 1`` times the motion) and by the frames'
-appearance pooled over time (order-blind). Reversing a clip turns every pair around and
+appearance pooled over time (order-blind), and, with ``view_gate``, by the motion summary gated
+by the camera the frames show (the direction of time is the motion read per view). Reversing a clip turns every pair around and
 shuffling it pairs non-neighbouring frames, so neither leaves the clip embedding unchanged (a
 permutation-invariant pooling of frame embeddings would).
 """
@@ -64,6 +65,12 @@ class SynthFeatureNetConfig:
     frame / clip embedding sizes. temporal_width: channels of the temporal 1D convolutions.
     motion_widths: channels of the pair motion CNN's stride-2 convolutions over pixel pairs.
     views: camera channels, in the order of the ``channel`` target.
+    view_gate: channels of the view-gated motion summary (0: none). Which way the pixels move when
+    the ego drives forwards depends on the camera (the front view expands, the back view
+    contracts, the side views flow in opposite directions), so the sign of time is the motion
+    read *per view*; the gate multiplies a ``view_gate``-channel projection of the clip's motion
+    by the frame encoder's own (order-blind, detached) ``channel`` probabilities, giving every
+    view its own linear read-out of the motion.
     """
 
     image_size: tuple[int, int] = (128, 72)
@@ -74,6 +81,7 @@ class SynthFeatureNetConfig:
     temporal_width: int = 256
     motion_widths: tuple[int, ...] = (32, 64, 64)
     views: tuple[str, ...] = CAMERA_CHANNELS
+    view_gate: int = 0
 
     def __post_init__(self) -> None:
         w, h = self.image_size
@@ -86,6 +94,8 @@ class SynthFeatureNetConfig:
             raise ConfigError(f"model.image_size {self.image_size} must be divisible by model.seg_stride={self.seg_stride}")
         if min(self.num_features, self.num_video_features, self.temporal_width) < 2 or not self.views:
             raise ConfigError("model.num_features, num_video_features, temporal_width must be >= 2 and views non-empty")
+        if self.view_gate < 0:
+            raise ConfigError(f"model.view_gate must be >= 0 (0: no view gate), got {self.view_gate}")
 
 
 class PairMotion(nn.Module):
@@ -150,7 +160,9 @@ class SynthFeatureNet(nn.Module):
         self.temporal = nn.Sequential(
             nn.SiLU(), nn.Conv1d(tw, tw, 3, padding=1), nn.SiLU(), nn.Conv1d(tw, tw, 3, padding=1), nn.SiLU()
         )
-        self.video_embed = nn.Linear(4 * tw, cfg.num_video_features)
+        # view-gated motion (see SynthFeatureNetConfig.view_gate): absent when 0, so older checkpoints load
+        self.view_gate = nn.Linear(3 * tw, cfg.view_gate) if cfg.view_gate else None
+        self.video_embed = nn.Linear(4 * tw + cfg.view_gate * len(cfg.views), cfg.num_video_features)
         self.video_heads = nn.ModuleDict({"motion": nn.Linear(cfg.num_video_features, 2),
                                           "order": nn.Linear(cfg.num_video_features, len(FRAME_ORDERS))})  # fmt: skip
 
@@ -180,7 +192,14 @@ class SynthFeatureNet(nn.Module):
         # appearance enters order-blind (pooled over frames): the order evidence is the pixel motion alone,
         # so the order head cannot learn the frame order of training clips by their looks
         look = F.silu(self.appearance(torch.cat([emb.mean(dim=1), emb.amax(dim=1)], dim=1)))
-        return self.video_embed(torch.cat([h.mean(dim=2), h.amax(dim=2), F.silu(tokens[:, -1]), look], dim=1))
+        motion = torch.cat([h.mean(dim=2), h.amax(dim=2), F.silu(tokens[:, -1])], dim=1)
+        parts = [motion, look]
+        if self.view_gate is not None:
+            # which camera this is, from the frames' looks (order-blind, and not trained by the order loss)
+            view = self.heads["channel"](emb).softmax(dim=-1).mean(dim=1).detach()  # n v
+            gated = view[:, :, None] * self.view_gate(motion)[:, None, :]  # n v g
+            parts.append(rearrange(gated, "n v g -> n (v g)"))
+        return self.video_embed(torch.cat(parts, dim=1))
 
     def _clip_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Clips (n, t, 3, h, w) -> frame embeddings (n, t, d) and all feature maps ((n t) c h w)."""

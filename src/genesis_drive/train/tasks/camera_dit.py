@@ -231,7 +231,7 @@ class CameraDiTTask(ClipTask):
 
     def __init__(self, cfg: CameraDiTConfig, data_root: Path | None):
         super().__init__(cfg, data_root)
-        self.vae, vae_cfg, self.vae_info = load_run_model(cfg.vae, CameraVAEConfig, lambda c: VideoVAE(c.model))
+        self.vae, vae_cfg, self.vae_info = load_run_model(cfg.vae, CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")
         self.vae.requires_grad_(False)
         m, vm = cfg.model, vae_cfg.model
         got = (vm.latent_channels, self.vae.spatial_factor, self.vae.temporal_factor)

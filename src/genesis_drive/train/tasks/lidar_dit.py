@@ -322,7 +322,7 @@ class LidarDiTTask(ClipTask):
 
     def __init__(self, cfg: LidarDiTRunConfig, data_root: Path | None):
         super().__init__(cfg, data_root)
-        self.ae, ae_cfg, self.ae_info = load_run_model(cfg.ae, LidarAERunConfig, lambda c: LidarAE(c.model))
+        self.ae, ae_cfg, self.ae_info = load_run_model(cfg.ae, LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")
         self.ae.requires_grad_(False)
         if ae_cfg.model.latent_channels != cfg.model.latent_channels or ae_cfg.model.down_factor != cfg.model.layout_stride:
             raise ConfigError(f"the LiDAR AE at {cfg.ae} has {ae_cfg.model.latent_channels} latent channels and down factor "
@@ -331,7 +331,7 @@ class LidarDiTTask(ClipTask):
         self.grid = ae_cfg.model.grid
         self.vae = None
         if cfg.vae:
-            self.vae, vae_cfg, self.vae_info = load_run_model(cfg.vae, CameraVAEConfig, lambda c: VideoVAE(c.model))
+            self.vae, vae_cfg, self.vae_info = load_run_model(cfg.vae, CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")
             self.vae.requires_grad_(False)
             if vae_cfg.model.latent_channels != cfg.model.camera_channels:
                 raise ConfigError(f"the camera VAE at {cfg.vae} has {vae_cfg.model.latent_channels} latent channels; "

@@ -136,7 +136,7 @@ class SynthFeaturesConfig:
 def _tiny() -> SynthFeaturesConfig:
     return SynthFeaturesConfig(
         model=SynthFeatureNetConfig(image_size=(64, 36), widths=(16, 32, 64), seg_stride=4, num_features=64,
-                                    num_video_features=64, temporal_width=64, motion_widths=(16, 32, 32)),
+                                    num_video_features=64, temporal_width=64, motion_widths=(16, 32, 32), view_gate=16),
         clips=ClipCut(num_frames=4, frame_stride=2, window_stride=4, rate="camera"),
         layout_stride=4,
         cache_samples=True,
@@ -149,7 +149,7 @@ def _tiny() -> SynthFeaturesConfig:
 def _paper() -> SynthFeaturesConfig:
     return SynthFeaturesConfig(
         model=SynthFeatureNetConfig(image_size=(256, 144), widths=(32, 64, 128, 256, 384), seg_stride=8, num_features=256,
-                                    num_video_features=256, temporal_width=256, motion_widths=(32, 64, 64)),
+                                    num_video_features=256, temporal_width=256, motion_widths=(32, 64, 64), view_gate=32),
         clips=ClipCut(num_frames=8, frame_stride=2, window_stride=8, rate="camera"),
         layout_stride=2,
         train=TrainConfig(steps=20000, batch_size=8, lr=5e-4, warmup_steps=500, schedule="cosine", min_lr=1e-5,
