@@ -46,7 +46,7 @@ def test_saved_extractor_matches_the_network(tmp_path):
                     state={"task": "synth_features", "config": config_to_dict(cfg)}, keep_last=1)  # fmt: skip
     ext = load_synth_extractor(tmp_path / "run", "image")
     vid = load_synth_extractor(tmp_path / "run", "video")
-    assert ext.num_features == 64 and vid.num_features == 64 and (vid.num_frames, vid.frame_stride) == (4, 2)
+    assert ext.num_features == 64 and vid.num_features == 64 and (vid.num_frames, vid.frame_stride) == (4, 4)
     assert ext.protocol()["weights_sha256"] == vid.protocol()["weights_sha256"] and ext.protocol()["step"] == 7
     imgs = torch.randint(0, 256, (3, 3, 36, 64), dtype=torch.uint8)
     with torch.no_grad():
@@ -87,6 +87,7 @@ def test_trained_run_gives_a_working_fd_synth(root, tmp_path):
 def test_fd_synth_cli_same_clips_score_zero(root, tmp_path):
     torch.manual_seed(0)
     cfg = SYNTH_FEATURE_PRESETS["tiny"]()
+    cfg = replace(cfg, clips=replace(cfg.clips, frame_stride=2))  # 4 frames 2 apart: 7-frame span, 8-frame windows
     net = SynthFeatureNet(cfg.model)
     save_checkpoint(tmp_path / "run", 1, model=net.state_dict(), optimizer={}, ema=None,
                     state={"task": "synth_features", "config": config_to_dict(cfg)}, keep_last=1)  # fmt: skip

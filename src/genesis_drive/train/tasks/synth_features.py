@@ -137,7 +137,7 @@ def _tiny() -> SynthFeaturesConfig:
     return SynthFeaturesConfig(
         model=SynthFeatureNetConfig(image_size=(64, 36), widths=(16, 32, 64), seg_stride=4, num_features=64,
                                     num_video_features=64, temporal_width=64, motion_widths=(16, 32, 32), view_gate=16),
-        clips=ClipCut(num_frames=4, frame_stride=2, window_stride=4, rate="camera"),
+        clips=ClipCut(num_frames=4, frame_stride=4, window_stride=4, rate="camera"),
         layout_stride=4,
         cache_samples=True,
         loss=SynthFeatureLossWeights(order=2.0, motion=2.0),
