@@ -14,9 +14,9 @@ order given: a small motion CNN (:class:`PairMotion`) over each pair's optical-f
 1D convolutions over the ``t - 1`` pair tokens, mean + max pooling, joined by the token of the
 long-baseline pair (first frame, last frame; ``t - 1`` times the motion) and by the frames'
 appearance pooled over time (order-blind), and, with ``view_gate``, by the motion summary gated
-by the camera the frames show (the direction of time is the motion read per view). Reversing a clip turns every pair around and
-shuffling it pairs non-neighbouring frames, so neither leaves the clip embedding unchanged (a
-permutation-invariant pooling of frame embeddings would).
+by the camera the frames show (the direction of time is the motion read per view). Reversing a
+clip turns every pair around and shuffling it pairs non-neighbouring frames, so neither leaves the
+clip embedding unchanged (a permutation-invariant pooling of frame embeddings would).
 """
 
 from __future__ import annotations
