@@ -151,3 +151,37 @@ def test_task_loss_falls_on_one_batch(root):
     for term in ("loss_channel", "loss_layout", "loss_presence", "loss_order", "loss_motion"):
         assert last[term] < first[term]
     assert first["loss_conditions"] == 0.0  # the hand-made scene names no time or weather
+
+
+def test_clip_order_loss_is_the_views_vote(root):
+    """loss.order_clip > 0: every view of a clip enters in the same order, and the term is the
+    cross-entropy of the sum over views of the per-view log-probabilities (by hand here)."""
+    from dataclasses import replace
+
+    cfg = SYNTH_FEATURE_PRESETS["tiny"]()
+    cfg = replace(cfg, loss=replace(cfg.loss, order_clip=1.0))
+    task = SYNTH_FEATURES_TASK.build(cfg, root)
+    ds = task.train_dataset()
+    batch = task.collate([ds[0], ds[1]])
+    net = task.build_model()
+    seen = {}
+
+    class Recording(torch.nn.Module):  # the real network, with the orders it is given recorded
+        def forward(self, x, order):
+            seen["order"] = order
+            out = net(x, order)
+            seen["logits"] = out["order"].detach()
+            return out
+
+    torch.manual_seed(3)
+    out = task.loss(Recording(), batch)
+    order = seen["order"].reshape(2, 6, -1)
+    assert (order == order[:, :1]).all()  # one order per multi-view clip
+    torch.manual_seed(3)
+    drawn, kind = clip_orders(2, order.shape[-1], cfg.order_weights, torch.device("cpu"))  # the same draw
+    assert (order[:, 0] == drawn).all()
+    votes = seen["logits"].log_softmax(-1).reshape(2, 6, 3).sum(1)
+    expected = -votes.log_softmax(-1)[torch.arange(2), kind].mean()
+    torch.testing.assert_close(out["loss_order_clip"], expected)
+    default = SYNTH_FEATURES_TASK.build(SYNTH_FEATURE_PRESETS["tiny"](), root)
+    assert "loss_order_clip" not in default.loss(net, batch)  # off by default: the earlier recipe
