@@ -130,8 +130,8 @@ def load_camera_networks(dirs: dict[str, Path], device: str | torch.device = "cp
     (latent channels, spatial factor, temporal factor) are the DiT's."""
     for name in NETWORKS["camera"]:
         _check_task(dirs[name], TASK_OF[name])
-    vae, vae_cfg, vae_info = load_run_model(dirs["camera_vae"], CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")
-    dit, dit_cfg, dit_info = load_run_model(dirs["camera_dit"], CameraDiTConfig, lambda c: MultiViewDiT(c.model), task="camera-dit")
+    vae, vae_cfg, vae_info = load_run_model(dirs["camera_vae"], CameraVAEConfig, lambda c: VideoVAE(c.model), task=TASK_OF["camera_vae"])
+    dit, dit_cfg, dit_info = load_run_model(dirs["camera_dit"], CameraDiTConfig, lambda c: MultiViewDiT(c.model), task=TASK_OF["camera_dit"])
     m = dit_cfg.model
     got = (vae_cfg.model.latent_channels, vae.spatial_factor, vae.temporal_factor)
     want = (m.latent_channels, m.spatial_compression, m.conditions.temporal_compression)
