@@ -3,7 +3,8 @@
     python benchmarks/bench_lidar_render.py [--preset tiny] [--threads 1] [--beams 32] [--azimuths 1084]
         [--chunk 1024] [--warmup 1] [--repeats 3] [--device cpu] [--json OUT.json]
         [--bake-z 64] [--bake-xy 1] [--bake-proposal 32] [--bake-fine 16] [--bake-chunk 2048]
-        [--march-bake-z 32] [--march-step 0.5] [--march-interpolate pre_softplus] [--ae CKPT --sweep PCD_BIN]
+        [--march-bake-z 32] [--march-occupancy 0.01] [--march-skip 4] [--march-step 0.5]
+        [--march-interpolate pre_softplus] [--ae CKPT --sweep PCD_BIN]
 
 A randomly initialised :class:`~genesis_drive.models.lidar.ae.LidarAE` of ``--preset`` (weights
 do not change the compute: every ray evaluates ``n_proposal`` occupancy lookups and ``sum(n_fine)``
@@ -25,10 +26,16 @@ inference (eval mode, no grad). Timed
    exact| depth (metres, valid rays) of this random model, for context.
 5. ``march``: every ray by the compiled ray marcher
    :func:`~genesis_drive.models.lidar.march.render_marched` (numba, ``--threads`` threads) on its
-   own bake (``march_bake``: ``--march-bake-z`` heights, ``--bake-xy``): ``--march-step`` of a
-   lattice cell per coarse interval, 8x refined near surfaces, stops at transmittance 1e-3, drop
-   head. ``march_rays_per_s`` excludes the bake, ``march_rays_per_s_with_bake`` includes it;
-   ``march_depth_diff_*``: |march - exact| depth (metres, valid rays).
+   own bake (``march_bake``: ``--march-bake-z`` heights, ``--bake-xy``, sparse: only the nodes
+   near voxels of occupancy probability above ``--march-occupancy``, 0 = every node; the
+   default is ``sweep.MARCH_BAKE``'s): ``--march-step`` of a lattice cell per coarse interval, 8x
+   refined near surfaces, empty-space skipping in blocks of ``--march-skip`` cells (0 = none),
+   stops at transmittance 1e-3, drop head. ``march_rays_per_s`` excludes the bake,
+   ``march_rays_per_s_with_bake`` includes it; ``march_depth_diff_*``: |march - exact| depth
+   (metres, valid rays); ``march_nodes_evaluated``: the fraction of lattice nodes the sparse bake
+   evaluated. The reference in the same run: the dense bake (``march_dense_bake_s``) and the march
+   without skipping on it (``march_noskip_render_s``, ``march_ref_rays_per_s_with_bake``), and
+   ``march_vs_ref_depth_diff_*``: |march - reference march| depth.
 
 The march stops at the first surface, so its time depends on the weights (a random model's soft
 field lets rays run ~14 m before they are opaque): ``--ae CKPT`` loads a trained autoencoder
@@ -54,10 +61,10 @@ import torch
 
 from genesis_drive.data.atomic import atomic_write_json
 from genesis_drive.models.lidar.ae import PRESETS, LidarAE
-from genesis_drive.models.lidar.bake import BakeConfig, bake_density, render_baked
+from genesis_drive.models.lidar.bake import BakeConfig, bake_density, bake_grid, occupied_nodes, render_baked
 from genesis_drive.models.lidar.march import MarchConfig, render_marched
 from genesis_drive.models.lidar.render import ray_box_interval, render_uniform
-from genesis_drive.models.lidar.sweep import read_pcd_bin
+from genesis_drive.models.lidar.sweep import MARCH_BAKE, read_pcd_bin
 from genesis_drive.models.lidar.voxel import sample_volume, voxelize
 from genesis_drive.world.config import LidarConfig
 from genesis_drive.world.sensors import lidar_beam_directions
@@ -101,6 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--bake-fine", type=int, nargs="+", default=[16])
     ap.add_argument("--bake-chunk", type=int, default=2048)
     ap.add_argument("--march-bake-z", type=int, default=32)
+    ap.add_argument("--march-occupancy", type=float, default=MARCH_BAKE.occupancy_threshold,
+                    help="sparse march bake above this occupancy probability (0: every node)")
+    ap.add_argument("--march-skip", type=int, default=MarchConfig().skip_block, help="empty-space skipping blocks (0: none)")
     ap.add_argument("--march-step", type=float, default=0.5)
     ap.add_argument("--march-interpolate", default="pre_softplus", choices=("pre_softplus", "density"))
     ap.add_argument("--ae", default=None, help="a trained lidar-ae checkpoint or run directory (default: random weights)")
@@ -141,24 +151,35 @@ def main(argv: list[str] | None = None) -> dict:
         bake = BakeConfig(z_samples=args.bake_z, xy_factor=args.bake_xy, n_proposal=args.bake_proposal,
                           n_fine=tuple(args.bake_fine), chunk=args.bake_chunk)
         volume = bake_density(model, plane, bake)
-        mbake = BakeConfig(z_samples=args.march_bake_z, xy_factor=args.bake_xy)
-        march = MarchConfig(step=args.march_step, interpolate=args.march_interpolate)
+        mbake = BakeConfig(z_samples=args.march_bake_z, xy_factor=args.bake_xy, occupancy_threshold=args.march_occupancy)
+        march = MarchConfig(step=args.march_step, interpolate=args.march_interpolate, skip_block=args.march_skip)
         mvolume = bake_density(model, plane, mbake)
+        ref_bake = BakeConfig(z_samples=args.march_bake_z, xy_factor=args.bake_xy)  # the reference: dense, no skipping
+        ref_march = MarchConfig(step=args.march_step, interpolate=args.march_interpolate, skip_block=0)
+        ref_volume = bake_density(model, plane, ref_bake)
         render_marched(model, plane, mvolume, origins, dirs, march)  # load / compile the kernel
         t = timed_interleaved({"render_s": lambda: model.render(plane, origins, dirs, chunk=args.chunk),
                                "bake_s": lambda: bake_density(model, plane, bake),
                                "baked_render_s": lambda: render_baked(model, plane, volume, origins, dirs, bake),
                                "march_bake_s": lambda: bake_density(model, plane, mbake),
-                               "march_render_s": lambda: render_marched(model, plane, mvolume, origins, dirs, march)},
+                               "march_render_s": lambda: render_marched(model, plane, mvolume, origins, dirs, march),
+                               "march_dense_bake_s": lambda: bake_density(model, plane, ref_bake),
+                               "march_noskip_render_s": lambda: render_marched(model, plane, ref_volume, origins, dirs, ref_march)},
                               args.warmup, args.repeats, args.device)
         res.update(t)
         exact, baked = model.render(plane, origins, dirs, chunk=args.chunk), render_baked(model, plane, volume, origins, dirs, bake)
         marched = render_marched(model, plane, mvolume, origins, dirs, march)
         diff = (baked.depth - exact.depth).abs()[exact.valid]
         mdiff = (marched.depth - exact.depth).abs()[exact.valid]
+        rdiff = (marched.depth - render_marched(model, plane, ref_volume, origins, dirs, ref_march).depth).abs()[exact.valid]
+        evaluated = (occupied_nodes(model, plane, bake_grid(cfg.grid, mbake), args.march_occupancy).float().mean()
+                     if args.march_occupancy > 0 else torch.tensor(1.0))  # fmt: skip
         res.update(bake_z=args.bake_z, bake_xy=args.bake_xy, bake_proposal=args.bake_proposal, bake_fine=list(args.bake_fine),
                    baked_depth_diff_median_m=float(diff.median()), baked_depth_diff_p90_m=float(diff.quantile(0.9)),
                    march_bake_z=args.march_bake_z, march_step=args.march_step, march_interpolate=args.march_interpolate,
+                   march_occupancy=args.march_occupancy, march_skip=args.march_skip, march_nodes_evaluated=float(evaluated),
+                   march_vs_ref_depth_diff_median_m=float(rdiff.median()), march_vs_ref_depth_diff_p99_m=float(rdiff.quantile(0.99)),
+                   march_vs_ref_depth_diff_max_m=float(rdiff.max()),
                    march_depth_diff_median_m=float(mdiff.median()), march_depth_diff_p90_m=float(mdiff.quantile(0.9)),
                    march_stopped_fraction=float((marched.fine.edges[..., 1] < marched.t_far)[exact.valid].float().mean()))
         occ_p = torch.sigmoid(model.split(plane).occupancy)
@@ -177,6 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
     res["baked_rays_per_s_with_bake"] = res["rays"] / (res["baked_render_s"] + res["bake_s"])
     res["march_rays_per_s"] = res["rays"] / res["march_render_s"]
     res["march_rays_per_s_with_bake"] = res["rays"] / (res["march_render_s"] + res["march_bake_s"])
+    res["march_ref_rays_per_s_with_bake"] = res["rays"] / (res["march_noskip_render_s"] + res["march_dense_bake_s"])
     res["load_avg_1min_start"] = load_start
     res["load_avg_1min"] = os.getloadavg()[0]
     for k, v in res.items():

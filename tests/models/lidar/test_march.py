@@ -3,7 +3,10 @@ spacing along the surface normal, agrees with the baked renderer on the same vol
 its step shrinks and matches the converged expected depth of the exact field on a soft random
 model (closer than either quadrature renderer), early termination changes depth and opacity
 by less than its stated bound, renders are deterministic and independent of threads, batching and
-ray subsets, bad input raises, and ``render_beams`` / ``decode_sweep`` use it when asked."""
+ray subsets, bad input raises, and ``render_beams`` / ``decode_sweep`` use it when asked.
+Empty-space skipping: the block maxima bound every lookup (against a brute force), skipping
+leaves depths unchanged where the skipped air is exactly empty and within its stated bound where
+it is not, and the sparse bake + skipping still follows the analytic scene."""
 
 from __future__ import annotations
 
@@ -18,9 +21,9 @@ from genesis_drive.models.lidar.bake import (
     bake_grid,
     render_baked,
 )
-from genesis_drive.models.lidar.march import MarchConfig, march_rays, render_marched
+from genesis_drive.models.lidar.march import MarchConfig, block_maxima, march_rays, render_marched
 from genesis_drive.models.lidar.render import ray_box_interval, render_uniform
-from genesis_drive.models.lidar.sweep import decode_sweep, reconstruct_beams, render_beams
+from genesis_drive.models.lidar.sweep import MARCH_BAKE, decode_sweep, reconstruct_beams, render_beams
 
 from .scenes import GRID, analytic_depth
 from .test_bake import random_model, rays, real_plane
@@ -166,7 +169,7 @@ def test_render_beams_and_decode_sweep_use_the_marcher_when_asked(soft):
     got = render_beams(m, plane, BEAMS, baked=bake, marched=march)
     assert torch.equal(got.depth, want.depth) and torch.equal(got.drop, torch.sigmoid(want.drop_logit))
     default_bake = render_beams(m, plane, BEAMS, marched=march)
-    assert torch.equal(default_bake.depth, render_marched(m, plane, bake_density(m, plane), o, d, march).depth)
+    assert torch.equal(default_bake.depth, render_marched(m, plane, bake_density(m, plane, MARCH_BAKE), o, d, march).depth)
     z = latents()
     pts = decode_sweep(m, z, BEAMS, drop_threshold=0.6, marched=march)[0]
     ref = render_beams(m, m.decode(z), BEAMS, marched=march).points(0.6)[0]
@@ -180,8 +183,75 @@ def test_render_beams_and_decode_sweep_use_the_marcher_when_asked(soft):
     assert torch.equal(rec.depth, want.depth) and not torch.equal(rec.depth, exact.depth)
 
 
+def test_block_maxima_bound_every_lookup_in_their_block():
+    g = torch.Generator().manual_seed(3)
+    vol = torch.randn(2, 7, 10, 9, generator=g)
+    for block in (1, 3, 4):
+        got = block_maxima(vol, block)
+        assert got.shape == (2, -(-7 // block), -(-10 // block), -(-9 // block))
+        want = torch.empty_like(got)
+        for bz in range(got.shape[1]):
+            for bx in range(got.shape[2]):
+                for by in range(got.shape[3]):
+                    # cells bz*B .. (bz+1)*B - 1 span nodes bz*B .. (bz+1)*B (the last cell: its border node)
+                    sl = [slice(c * block, min((c + 1) * block, n - 1) + 1) for c, n in ((bz, 7), (bx, 10), (by, 9))]
+                    want[:, bz, bx, by] = vol[:, sl[0], sl[1], sl[2]].amax(dim=(1, 2, 3))
+        assert torch.equal(got, want)
+    # a trilinear lookup anywhere (nodes at integer positions, clamped) is at most its block's maximum
+    pos = torch.rand(5000, 3, generator=g) * torch.tensor([6.0, 9.0, 8.0])
+    lo = pos.floor().long()
+    f = pos - lo
+    val = torch.zeros(2, 5000)
+    for corner in range(8):
+        c = [(corner >> a) & 1 for a in range(3)]
+        w = torch.ones(5000)
+        for a in range(3):
+            w = w * (f[:, a] if c[a] else 1 - f[:, a])
+        val += w * vol[:, (lo[:, 0] + c[0]).clamp(max=6), (lo[:, 1] + c[1]).clamp(max=9), (lo[:, 2] + c[2]).clamp(max=8)]
+    bm = block_maxima(vol, 3)
+    assert torch.all(val <= bm[:, lo[:, 0] // 3, lo[:, 1] // 3, lo[:, 2] // 3] + 1e-6)
+
+
+def test_skipping_empty_space_keeps_depths_within_its_bound(scene):
+    m, plane, _, o, d = scene
+    vol = bake_density(m, plane, BakeConfig(z_samples=32, occupancy_threshold=0.01))  # air is exactly 0
+    assert (block_maxima(vol.sigma, 4) == 0).float().mean() > 0.3
+    off = MarchConfig(interpolate="density", skip_block=0)
+    on = render_marched(m, plane, vol, o, d, MarchConfig(interpolate="density", skip_block=4))
+    ref = render_marched(m, plane, vol, o, d, off)
+    assert torch.equal(on.depth, ref.depth) and torch.equal(on.opacity, ref.opacity)
+    # a faint haze below skip_density: skipped air loses its optical depth, at most skip_density per metre
+    haze = BakedVolume(vol.grid, vol.sigma + 5e-5)
+    t0, t1, _ = ray_box_interval(o, d, m.cfg.grid.lower, m.cfg.grid.upper, m.cfg.near, m.cfg.far)
+    for block in (2, 4, 8):
+        cfg = MarchConfig(interpolate="density", skip_block=block, skip_density=1e-4, min_transmittance=0.0)
+        on = render_marched(m, plane, haze, o, d, cfg)
+        ref = render_marched(m, plane, haze, o, d, MarchConfig(interpolate="density", skip_block=0, min_transmittance=0.0))
+        gap, tau_s = ref.opacity - on.opacity, cfg.skip_density * (t1 - t0)
+        assert torch.all(gap >= -1e-6) and torch.all(gap <= tau_s + 1e-6)
+        assert gap.max() > 1e-4  # something was skipped
+        # the weight moved is at most tau_s, moved at most t_far - t_near (recorded max 7.6 mm)
+        assert torch.all((on.depth - ref.depth).abs() <= tau_s * (t1 - t0) + 1e-5)
+        # a haze above skip_density is never skipped
+        above = render_marched(m, plane, haze, o, d, MarchConfig(interpolate="density", skip_block=block, skip_density=1e-5,
+                                                                  min_transmittance=0.0))  # fmt: skip
+        assert torch.equal(above.depth, ref.depth) and torch.equal(above.opacity, ref.opacity)
+
+
+def test_sparse_bake_and_skipping_still_follow_the_analytic_scene(scene):
+    m, plane, _, o, d = scene
+    vol = bake_density(m, plane, BakeConfig(occupancy_threshold=0.01))
+    out = render_marched(m, plane, vol, o, d, DENSITY)
+    gt = analytic_depth(o, d)[0]
+    hit = gt < out.t_far[0]
+    rel = ((out.depth[0] - gt).abs() / gt)[hit]
+    assert rel.median() < 0.006 and rel.quantile(0.9) < 0.008 and (rel < 0.01).float().mean() > 0.97
+    assert torch.all(out.opacity[0, hit] > 0.998)
+
+
 def test_bad_configs_and_shapes_raise(scene, soft):
-    for kw, field in (({"step": 0.0}, "march.step"), ({"refine": 0}, "march.refine"),
+    for kw, field in (({"skip_block": -1}, "march.skip_block"), ({"skip_density": 0.0}, "march.skip_density"),
+                      ({"step": 0.0}, "march.step"), ({"refine": 0}, "march.refine"),
                       ({"refine_tau": 0.0}, "march.refine_tau"), ({"min_transmittance": 1.0}, "march.min_transmittance"),
                       ({"interpolate": "cubic"}, "march.interpolate")):
         with pytest.raises(ConfigError, match=field):

@@ -24,8 +24,8 @@ without gradients. ``baked`` (a :class:`~.bake.BakeConfig`; None = the exact ren
 from the plane's density baked on a lattice (:mod:`.bake`): approximate; faster for the tiny
 preset (bake included ~1.4-1.9x on one thread), slower for the paper preset (its bake costs more
 than one exact sweep). ``marched`` (a :class:`~.march.MarchConfig`) renders the same baked volume
-(``baked``, or the default :class:`~.bake.BakeConfig` when None) by the compiled early-terminating
-ray marcher of :mod:`.march` (CPU only).
+(``baked``, or :data:`MARCH_BAKE` when None: a sparse bake of 32 heights) by the compiled
+early-terminating ray marcher of :mod:`.march` (CPU only).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from .march import MarchConfig, render_marched
 
 __all__ = [
     "BeamRender",
+    "MARCH_BAKE",
     "POINT_DIMS",
     "beam_rays",
     "decode_sweep",
@@ -55,6 +56,11 @@ __all__ = [
     "render_beams",
     "write_pcd_bin",
 ]
+
+#: The bake of the ray marcher when none is given: 32 heights, nodes evaluated only near voxels of
+#: occupancy probability above 0.01 (:class:`~.bake.BakeConfig`). Chosen on the validation root
+#: st_val (docs/lidar.md, "Compiled ray marcher"): Chamfer as the dense bake's, ~1/6 of the nodes.
+MARCH_BAKE = BakeConfig(z_samples=32, occupancy_threshold=0.01)
 
 #: Values per point of a nuScenes LIDAR_TOP ``.pcd.bin``: x, y, z, intensity, ring (float32 each).
 POINT_DIMS = 5
@@ -114,7 +120,7 @@ def render_beams(model: LidarAE, plane: torch.Tensor, beams: BeamModel, *, origi
     with the sensor at ``origins`` (b 3 metres, grid frame; None = the grid origin), ``chunk``
     rays at a time, in fp32; with ``baked`` by the baked renderer of :mod:`.bake` (its own chunk);
     with ``marched`` by the ray marcher of :mod:`.march` on the volume baked by ``baked`` (None:
-    the default :class:`~.bake.BakeConfig`)."""
+    :data:`MARCH_BAKE`)."""
     with torch.autocast(plane.device.type, enabled=False):
         plane = plane.float()
         b = plane.shape[0]
@@ -123,7 +129,7 @@ def render_beams(model: LidarAE, plane: torch.Tensor, beams: BeamModel, *, origi
         d = dirs[None].expand(b, -1, -1).contiguous()
         o = _origins(origins, b, plane.device)[:, None].expand_as(d).contiguous()
         if marched is not None:
-            bake = BakeConfig() if baked is None else baked
+            bake = MARCH_BAKE if baked is None else baked
             out = render_marched(model, plane, bake_density(model, plane, bake), o, d, marched)
         elif baked is None:
             out = model.render(plane, o, d, chunk=chunk)
