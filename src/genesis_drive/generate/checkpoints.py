@@ -31,7 +31,8 @@ from ..train.checkpoint import find_checkpoint, load_run_model, read_state
 from ..train.tasks.camera_dit import CameraDiTConfig
 from ..train.tasks.camera_vae import CameraVAEConfig
 
-__all__ = ["SHIPPED_CHECKPOINTS", "NETWORKS", "TASK_OF", "CameraNetworks", "checkpoint_dirs", "missing_hint", "load_camera_networks"]
+__all__ = ["SHIPPED_CHECKPOINTS", "NETWORKS", "TASK_OF", "CameraNetworks", "check_task", "checkpoint_dirs", "checkpoint_of",
+           "missing_hint", "load_camera_networks"]
 
 #: The checkpoints shipped with the package (tiny VAE + DiT trained on SynthTown).
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
@@ -104,10 +105,18 @@ class CameraNetworks:
     info: dict[str, dict]
 
 
-def _check_task(path: Path, expected: str) -> None:
+def checkpoint_of(path: Path) -> Path:
+    """The newest complete checkpoint of run folder ``path``; DataError (``--checkpoints``) when none."""
     ckpt = find_checkpoint(path)
     if ckpt is None:
-        raise DataError("no complete checkpoint (expected checkpoints/step_*/state.json)", path, "--checkpoints")
+        raise DataError("no complete checkpoint (expected state.json or checkpoints/step_*/state.json)", path, "--checkpoints")
+    return ckpt
+
+
+def check_task(path: Path, expected: str) -> None:
+    """DataError unless the checkpoint in network folder ``path`` was written by task ``expected``
+    (checked for every folder before any network loads)."""
+    ckpt = checkpoint_of(path)
     task = read_state(ckpt).get("task")  # DataError on a corrupt state.json or truncated files
     if task != expected:
         raise DataError(f"is a checkpoint of task {task!r}, expected {expected!r} (the folder name says which network it must be)",
@@ -117,8 +126,7 @@ def _check_task(path: Path, expected: str) -> None:
 def _check_vae_version(dit_dir: Path, vae_dir: Path, vae: VideoVAE) -> None:
     """DataError when the DiT checkpoint records the version of the VAE it was trained with
     (``state.json`` ``frozen.vae``, written by the training loop) and ``vae`` is another one."""
-    ckpt = find_checkpoint(dit_dir)
-    want = (read_state(ckpt).get("frozen") or {}).get("vae")
+    want = (read_state(checkpoint_of(dit_dir)).get("frozen") or {}).get("vae")
     if want is not None and want != vae.version:
         raise DataError(f"is not the VAE the DiT was trained with (its weights are {vae.version}, the DiT at {dit_dir} "
                         f"records {want}): use the camera-vae checkpoint of the DiT run's `vae=`", vae_dir, "frozen.vae")  # fmt: skip
@@ -129,7 +137,7 @@ def load_camera_networks(dirs: dict[str, Path], device: str | torch.device = "cp
     checked: the right task in each, readable weights that fit the recorded config, and a VAE whose
     (latent channels, spatial factor, temporal factor) are the DiT's."""
     for name in NETWORKS["camera"]:
-        _check_task(dirs[name], TASK_OF[name])
+        check_task(dirs[name], TASK_OF[name])
     vae, vae_cfg, vae_info = load_run_model(dirs["camera_vae"], CameraVAEConfig, lambda c: VideoVAE(c.model), task=TASK_OF["camera_vae"])
     dit, dit_cfg, dit_info = load_run_model(dirs["camera_dit"], CameraDiTConfig, lambda c: MultiViewDiT(c.model), task=TASK_OF["camera_dit"])
     m = dit_cfg.model

@@ -45,10 +45,11 @@ from ..models.lidar.beams import BeamModel, estimate_beams
 from ..models.lidar.dit import LIDAR_DIT_GROUPS, LidarDiT
 from ..models.lidar.sweep import decode_sweep, write_pcd_bin
 from ..diffusion.samplers import cfg_velocity, sample
-from ..train.checkpoint import find_checkpoint, load_run_model, read_state
+from ..train.checkpoint import load_run_model, read_state
 from ..train.tasks.camera_vae import CameraVAEConfig
 from ..train.tasks.lidar_ae import LIDAR, LidarAERunConfig
 from ..train.tasks.lidar_dit import ForecastEncoder, ForecastSamples, LidarDiTRunConfig, dit_conditions, move_points
+from .checkpoints import TASK_OF, check_task, checkpoint_of
 from .shard import Split, config_sha256, link_files, network_identity, run_parts, shard_scenes, source_identity
 
 __all__ = ["LIDAR_MODES", "LidarNetworks", "load_lidar_networks", "beams_of_root", "Forecaster", "forecast_root"]
@@ -70,16 +71,9 @@ class LidarNetworks:
     info: dict[str, dict]
 
 
-def _ckpt(path: Path) -> Path:
-    ckpt = find_checkpoint(path)
-    if ckpt is None:
-        raise DataError("no complete checkpoint (expected state.json or checkpoints/step_*/state.json)", path, "--checkpoints")
-    return ckpt
-
-
 def _check_frozen(dit_dir: Path, name: str, net_dir: Path, version: str) -> None:
     """DataError when the DiT checkpoint records another version of frozen network ``name``."""
-    want = (read_state(_ckpt(dit_dir)).get("frozen") or {}).get(name)
+    want = (read_state(checkpoint_of(dit_dir)).get("frozen") or {}).get(name)
     if want is not None and want != version:
         raise DataError(f"is not the {name} the LiDAR DiT was trained with (weights {version}, the DiT at {dit_dir} records "
                         f"{want})", net_dir, f"frozen.{name}")  # fmt: skip
@@ -90,17 +84,15 @@ def load_lidar_networks(dirs: dict[str, Path], device: str | torch.device = "cpu
     camera features, ``dirs["camera_vae"]``), checked: the right task in each folder and frozen
     networks of the versions the DiT was trained with."""
     device = torch.device(device)
-    for name, task in (("lidar_ae", "lidar-ae"), *((("lidar_dit", "lidar-dit"),) if need_dit else ())):
+    for name in ("lidar_ae", *(("lidar_dit",) if need_dit else ())):
         if name not in dirs:
             raise DataError(f"no {name}/ folder", None, "--checkpoints")
-        got = read_state(_ckpt(dirs[name])).get("task")
-        if got != task:
-            raise DataError(f"is a checkpoint of task {got!r}, expected {task!r}", dirs[name], "task")
-    ae, _, ae_info = load_run_model(dirs["lidar_ae"], LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")
+        check_task(dirs[name], TASK_OF[name])
+    ae, _, ae_info = load_run_model(dirs["lidar_ae"], LidarAERunConfig, lambda c: LidarAE(c.model), task=TASK_OF["lidar_ae"])
     info = {"lidar_ae": ae_info}
     dit = dit_cfg = vae = None
     if need_dit:
-        dit, dit_cfg, info["lidar_dit"] = load_run_model(dirs["lidar_dit"], LidarDiTRunConfig, lambda c: LidarDiT(c.model), task="lidar-dit")
+        dit, dit_cfg, info["lidar_dit"] = load_run_model(dirs["lidar_dit"], LidarDiTRunConfig, lambda c: LidarDiT(c.model), task=TASK_OF["lidar_dit"])
         _check_frozen(dirs["lidar_dit"], "ae", dirs["lidar_ae"], ae.version)
         if dit_cfg.model.latent_channels != ae.cfg.latent_channels:
             raise DataError(f"the LiDAR AE has {ae.cfg.latent_channels} latent channels, the DiT was built for "
@@ -108,7 +100,7 @@ def load_lidar_networks(dirs: dict[str, Path], device: str | torch.device = "cpu
         if dit_cfg.model.camera_channels:
             if "camera_vae" not in dirs:
                 raise DataError("the LiDAR DiT uses camera features: the camera_vae/ folder is needed", None, "--checkpoints")
-            vae, _, info["camera_vae"] = load_run_model(dirs["camera_vae"], CameraVAEConfig, lambda c: VideoVAE(c.model), task="camera-vae")
+            vae, _, info["camera_vae"] = load_run_model(dirs["camera_vae"], CameraVAEConfig, lambda c: VideoVAE(c.model), task=TASK_OF["camera_vae"])
             _check_frozen(dirs["lidar_dit"], "vae", dirs["camera_vae"], vae.version)
             vae = vae.to(device).eval()
         dit = dit.to(device).eval()
