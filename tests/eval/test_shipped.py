@@ -92,7 +92,7 @@ def test_fd_synth_uses_the_packaged_weights_by_default(tmp_path):
     assert args.func(args) == 0
     report = json.loads((out / "fd_synth.json").read_text())
     ev = report["meta"]["evaluator"]
-    assert ev["source"] == "shipped" and ev["version"] == entry["version"] == "synth_features-tiny-v3"
+    assert ev["source"] == "shipped" and ev["version"] == entry["version"] == "synth_features-tiny-v4"
     assert ev["sha256"]["model.safetensors"] == file_sha256(ASSETS_DIR / "synth_features" / "model.safetensors")
     # a root against itself: zero up to float rounding (the reversed control of the same root reads ~4)
     assert all(abs(r["value"]) < 1e-4 for r in report["rows"] if r["metric"] in ("FD_synth", "FD_synth-video"))
