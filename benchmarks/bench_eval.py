@@ -27,7 +27,7 @@ import scipy
 import torch
 from scipy.spatial import cKDTree
 
-from genesis_drive.eval.chamfer import CHAMFER_PROTOCOLS, filter_points
+from genesis_drive.data.chamfer import CHAMFER_PROTOCOLS, filter_points
 from genesis_drive.eval.chamfer_metric import ChamferMetric
 from genesis_drive.eval.extractors import ImageFeatureExtractor, VideoFeatureExtractor
 from genesis_drive.eval.frechet import (

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from genesis_drive.data.clips import ClipIndex
-from genesis_drive.eval.chamfer import chamfer_distance, filter_points
+from genesis_drive.data.chamfer import chamfer_distance, filter_points
 from genesis_drive.models.lidar.ae import LidarAE
 from genesis_drive.models.lidar.bake import BakeConfig
 from genesis_drive.models.lidar.march import MarchConfig

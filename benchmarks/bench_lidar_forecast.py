@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from genesis_drive.data.nuscenes import NuScenesReader, read_lidar_points
-from genesis_drive.eval.chamfer import CHAMFER_PROTOCOLS
+from genesis_drive.data.chamfer import CHAMFER_PROTOCOLS
 from genesis_drive.eval.lidar import LidarEvaluator, scan_generated_sweeps
 from genesis_drive.export.pictures import lidar_on_images
 from genesis_drive.generate.checkpoints import checkpoint_dirs

@@ -85,7 +85,7 @@ from genesis_drive.data.clips import ClipIndex, ClipSpec
 from genesis_drive.data.nuscenes import NuScenesReader
 from genesis_drive.data.schema import CAMERA_CHANNELS
 from genesis_drive.eval.bootstrap import bootstrap_ci
-from genesis_drive.eval.chamfer import CHAMFER_PROTOCOLS
+from genesis_drive.data.chamfer import CHAMFER_PROTOCOLS
 from genesis_drive.eval.consistency import ConsistencyScorer, load_depth_model, pool_stats
 from genesis_drive.eval.lidar import GeneratedSweep, LidarEvaluator, scan_generated_sweeps
 from genesis_drive.eval.shipped import resolve_evaluator

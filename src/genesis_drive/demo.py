@@ -63,7 +63,7 @@ def lidar_scores(real_root: Path, gen_root: Path) -> dict:
     the copy-reference control (each scene's first real sweep moved by the ego motion)."""
     from .data.geometry import transform_points
     from .data.nuscenes import NuScenesReader
-    from .eval.chamfer import CHAMFER_PROTOCOLS, chamfer_distance, filter_points
+    from .data.chamfer import CHAMFER_PROTOCOLS, chamfer_distance, filter_points
 
     p = CHAMFER_PROTOCOLS["vidar32"]
     region = {"x_range": p.x_range, "y_range": p.y_range, "z_range": p.z_range, "ego_box": p.ego_box}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from genesis_drive.eval.chamfer import (
+from genesis_drive.data.chamfer import (
     CHAMFER_PROTOCOLS,
     EmptyCloudError,
     chamfer_distance,

@@ -10,7 +10,7 @@ import pytest
 from genesis_drive.data.nuscenes import NuScenesReader
 from genesis_drive.errors import DataError
 from genesis_drive.eval import cli
-from genesis_drive.eval.chamfer import CHAMFER_PROTOCOLS, chamfer_distance
+from genesis_drive.data.chamfer import CHAMFER_PROTOCOLS, chamfer_distance
 from genesis_drive.eval.lidar import LidarEvaluator, scan_generated_sweeps
 
 from .fixtures import EGO_SPEED, KEY_US, sweep_points, world_points, write_nuscenes_root
@@ -67,7 +67,7 @@ def test_shifted_prediction_matches_direct_computation(tmp_path, reader):
     r = rows_by_name(rows)
     # direct: the protocol's filters, then the squared Chamfer distance of keyframe 2
     p = CHAMFER_PROTOCOLS["vidar"]
-    from genesis_drive.eval.chamfer import filter_points
+    from genesis_drive.data.chamfer import filter_points
 
     def prep(x):
         return filter_points(filter_points(x[:, :3], ego_box=p.ego_box), p.x_range, p.y_range, p.z_range)

@@ -12,7 +12,7 @@ import pytest
 from genesis_drive.cli import main
 from genesis_drive.data.nuscenes import NuScenesReader, read_lidar_points
 from genesis_drive.errors import ConfigError, DataError
-from genesis_drive.eval.chamfer import CHAMFER_PROTOCOLS
+from genesis_drive.data.chamfer import CHAMFER_PROTOCOLS
 from genesis_drive.eval.lidar import LidarEvaluator, scan_generated_sweeps
 from genesis_drive.generate.checkpoints import checkpoint_dirs
 from genesis_drive.generate.lidar import forecast_root, load_lidar_networks

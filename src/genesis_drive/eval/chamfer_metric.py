@@ -1,4 +1,4 @@
-"""Chamfer@horizon as a torchmetrics ``Metric`` under a :class:`~genesis_drive.eval.chamfer.ChamferProtocol`.
+"""Chamfer@horizon as a torchmetrics ``Metric`` under a :class:`~genesis_drive.data.chamfer.ChamferProtocol`.
 
 ``update`` scores one future frame of one sample: the predicted and ground-truth clouds of that
 frame, each given in that frame's own LiDAR sensor frame (metres). The protocol then
@@ -23,7 +23,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from .bootstrap import BootstrapCI, bootstrap_ci
-from .chamfer import (
+from ..data.chamfer import (
     CHAMFER_PROTOCOLS,
     ChamferProtocol,
     EmptyCloudError,

@@ -131,7 +131,7 @@ def run_video(args) -> int:
 
 # -- lidar --------------------------------------------------------------------------------------
 def register_lidar(sub) -> None:
-    from .chamfer import CHAMFER_PROTOCOLS
+    from ..data.chamfer import CHAMFER_PROTOCOLS
 
     p = sub.add_parser("lidar", help="Chamfer@1/2/3 s and BEV MMD/JSD of generated LiDAR sweeps",
                        description="Chamfer distance per horizon (ViDAR/HERMES protocol by default) and LiDARGen-style "
@@ -153,7 +153,7 @@ def register_lidar(sub) -> None:
 
 def run_lidar(args) -> int:
     from ..data.nuscenes import NuScenesReader
-    from .chamfer import CHAMFER_PROTOCOLS
+    from ..data.chamfer import CHAMFER_PROTOCOLS
     from .lidar import LidarEvaluator, scan_generated_sweeps
     from .report import write_report
 

@@ -12,7 +12,7 @@ Each file holds float32 points, ``point_dims`` values per point (nuScenes: 5 = x
 intensity, ring; only x, y, z are used), in the LIDAR_TOP sensor frame *of the keyframe it
 stands for*, metres. Its ground truth is the LIDAR_TOP keyframe sweep of the sample reached by
 following ``sample.next`` k times in the reference root. Chamfer scores offsets >= 1 under the
-chosen :class:`~genesis_drive.eval.chamfer.ChamferProtocol`; MMD/JSD compare every generated
+chosen :class:`~genesis_drive.data.chamfer.ChamferProtocol`; MMD/JSD compare every generated
 sweep with the set of their ground-truth sweeps.
 """
 
@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..data.nuscenes import NuScenesReader
 from ..errors import DataError
-from .chamfer import ChamferProtocol, EmptyCloudError
+from ..data.chamfer import ChamferProtocol, EmptyCloudError
 from .chamfer_metric import ChamferMetric
 from .lidar_gen import BEVHistogramMetrics
 from .report import MetricRow

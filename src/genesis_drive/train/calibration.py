@@ -28,7 +28,7 @@ import torch
 from ..data.clips import ClipIndex
 from ..data.nuscenes import NuScenesReader
 from ..errors import ConfigError, DataError
-from ..eval.chamfer import chamfer_distance, filter_points
+from ..data.chamfer import chamfer_distance, filter_points
 from ..models.camera.vae import VideoVAE
 from ..models.codec import LatentCodec, LatentStats, latent_statistics
 from ..models.lidar.ae import LidarAE

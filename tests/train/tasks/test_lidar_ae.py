@@ -12,7 +12,7 @@ import torch
 
 from genesis_drive.config import apply_overrides
 from genesis_drive.errors import ConfigError, DataError
-from genesis_drive.eval.chamfer import chamfer_distance, filter_points
+from genesis_drive.data.chamfer import chamfer_distance, filter_points
 from genesis_drive.models.lidar.ae import LidarAE
 from genesis_drive.models.lidar.beams import BeamModel, beam_cells, estimate_beams
 from genesis_drive.models.lidar.voxel import BEVGrid, voxelize

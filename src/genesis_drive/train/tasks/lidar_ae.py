@@ -25,7 +25,7 @@ with the KL weight rising linearly from 0 to ``loss.kl`` over ``kl_warmup_steps`
 
 Evaluation (:func:`evaluate_sweeps`, up to ``eval_sweeps`` held-out sweeps, posterior mean, fp32):
 the whole beam grid is rendered from the sensor; beams with drop probability > ``model.drop_threshold`` are dropped,
-the rest give points ``o + D d``. ``chamfer``: :func:`genesis_drive.eval.chamfer.chamfer_distance`
+the rest give points ``o + D d``. ``chamfer``: :func:`genesis_drive.data.chamfer.chamfer_distance`
 (squared, m^2) against the real sweep, both clouds cut to the ViDAR/HERMES region intersected with
 the model's grid volume and the ViDAR ego box removed; ``depth_l1`` (m) on the returned beams
 inside the grid; ``drop_acc`` over the beams crossing the grid that are returned inside it or
@@ -54,7 +54,7 @@ from ...data.clips import ClipIndex, ClipSpec
 from ...data.nuscenes import NuScenesReader
 from ...data.schema import CAMERA_CHANNELS, Clip
 from ...errors import ConfigError, DataError
-from ...eval.chamfer import CHAMFER_PROTOCOLS, chamfer_distance, filter_points
+from ...data.chamfer import CHAMFER_PROTOCOLS, chamfer_distance, filter_points
 from ...models.lidar import ae as ae_presets
 from ...models.lidar.ae import LidarAE, LidarAEConfig
 from ...models.lidar.bake import BakeConfig
@@ -236,7 +236,7 @@ def render_sweep(model: LidarAE, occupancy: torch.Tensor, beams: BeamModel, chun
 
 def chamfer_region(grid: BEVGrid) -> dict:
     """The ViDAR/HERMES Chamfer region intersected with the grid volume, and the ViDAR ego box
-    (keyword arguments of :func:`~genesis_drive.eval.chamfer.filter_points`)."""
+    (keyword arguments of :func:`~genesis_drive.data.chamfer.filter_points`)."""
     p = CHAMFER_PROTOCOLS["vidar"]
     cut = lambda a, b: (max(a[0], b[0]), min(a[1], b[1]))  # noqa: E731
     return {"x_range": cut(p.x_range, grid.x_range), "y_range": cut(p.y_range, grid.y_range),
