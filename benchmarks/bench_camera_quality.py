@@ -1,7 +1,8 @@
 """Quality of the camera branch on held-out SynthTown scenes, beside its controls (issue 10).
 
     python benchmarks/bench_camera_quality.py --source HELDOUT_ROOT --work DIR [--checkpoints CKPT]
-        [--scenes NAME ...] [--steps 10] [--guidance 2.0] [--seed 0] [--captions MANIFEST] [--json OUT.json]
+        [--scenes NAME ...] [--steps 10] [--sampler euler|heun] [--guidance 2.0] [--seed 0] [--captions MANIFEST]
+        [--json OUT.json]
 
 Generates the chosen scenes of ``--source`` with ``genesis-drive generate`` in three settings and
 evaluates each with ``genesis-drive eval layout2d`` against the source's SynthTown truth buffers:
@@ -101,6 +102,7 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=Path, default=None, help="camera_vae/ + camera_dit/ folder (default: shipped)")
     ap.add_argument("--scenes", nargs="*", default=None, help="scene names (default: every scene of --source)")
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--sampler", default="euler", choices=["euler", "heun"])
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
@@ -119,7 +121,7 @@ def main() -> None:
         out = a.work / f"gen_{mode}"
         cmd = ["genesis-drive", "generate", "--from", str(a.source), "--out", str(out), "--modalities", "camera",
                *MODES[mode], "--scenes", *scenes, "--seed", str(a.seed), "--steps", str(a.steps),
-               "--guidance", str(a.guidance), "--overwrite"]  # fmt: skip
+               "--sampler", a.sampler, "--guidance", str(a.guidance), "--overwrite"]  # fmt: skip
         if a.checkpoints is not None:
             cmd += ["--checkpoints", str(a.checkpoints)]
         if a.captions is not None:
@@ -163,7 +165,7 @@ def main() -> None:
         for k, d in ff.items():
             print(f"| {k} | {d['generated']:.2f} | {d['repeat_first']:.2f} | {d['frames']} |")
     result = {"machine": platform.platform(), "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "scenes": scenes, "steps": a.steps, "guidance": a.guidance, "seed": a.seed, "commands": commands,
+              "scenes": scenes, "steps": a.steps, "sampler": a.sampler, "guidance": a.guidance, "seed": a.seed, "commands": commands,
               "real_miou": real, "control_miou": control, "vae_miou": vae, "modes": rows, "first_frame_psnr": ff}  # fmt: skip
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))

@@ -17,7 +17,7 @@ This script separates the two reasons it may not:
   apart).
 * **The network.** The shipped (or ``--model``) ``synth_features`` network's order head on every
   view clip of the root, as recorded and reversed, split by moving / stationary clips; and on the
-  multi-view clip (the sum over its views of the per-view log-probabilities).
+  multi-view clip (the sum over its views of the per-view log-probabilities); and per scene.
 
 Prints a markdown table; ``--json`` writes the numbers.
 """
@@ -80,9 +80,10 @@ def main() -> None:
 
     # the network, at its own clip spec
     ds, views = dataset(cfg, a.root)
-    speeds, correct, joint = [], [], []  # per clip; per clip x view x (in order, reversed); per clip x (in order, reversed)
+    speeds, correct, joint, scenes = [], [], [], []  # per clip; per clip x view x (in order, reversed); per clip x (in order, reversed)
     for i in range(len(ds)):
         s = ds[i]
+        scenes.append(s["clip_id"].rsplit(":", 1)[0])
         speeds.append(float(s["motion"][0]) * cfg.speed_scale)
         x = to_model_input(s["images"])  # v t c h w
         with torch.no_grad():
@@ -98,6 +99,12 @@ def main() -> None:
                              "multiview_in_order": float(joint[sel, 0].mean()) if sel.any() else None,
                              "multiview_reversed": float(joint[sel, 1].mean()) if sel.any() else None}
                       for name, sel in (("moving", moving), ("stationary", ~moving), ("all", np.ones_like(moving)))}  # fmt: skip
+    scenes = np.array(scenes)
+    res["scenes"] = {name: {"clips": int(sel.sum()), "moving_clips": int(moving[sel].sum()),
+                            "median_speed_m_s": float(np.median(speeds[sel])),
+                            "in_order": float(correct[sel, :, 0].mean()), "reversed": float(correct[sel, :, 1].mean()),
+                            "multiview_in_order": float(joint[sel, 0].mean()), "multiview_reversed": float(joint[sel, 1].mean())}
+                     for name in sorted(set(scenes)) for sel in [scenes == name]}  # fmt: skip
 
     # the hand-made cue at each probe size and stride
     fi, bi = views.index("CAM_FRONT"), views.index("CAM_BACK")
@@ -122,6 +129,11 @@ def main() -> None:
         if v["clips"]:
             print(f"| {name} | {v['clips']} | {v['in_order']:.3f} / {v['reversed']:.3f} "
                   f"| {v['multiview_in_order']:.3f} / {v['multiview_reversed']:.3f} |")
+    print("\n| scene | clips (moving) | median speed m/s | per view: in order / reversed | multi-view: in order / reversed |")
+    print("|---|---|---|---|---|")
+    for name, v in res["scenes"].items():
+        print(f"| {name} | {v['clips']} ({v['moving_clips']}) | {v['median_speed_m_s']:.1f} | {v['in_order']:.3f} / {v['reversed']:.3f} "
+              f"| {v['multiview_in_order']:.3f} / {v['multiview_reversed']:.3f} |")
     print("\n| hand-made cue (front expansion - back expansion > 0), probe WxH:stride | moving clips | accuracy |")
     print("|---|---|---|")
     for probe, v in res["probes"].items():
