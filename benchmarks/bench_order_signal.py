@@ -103,7 +103,9 @@ def main() -> None:
     res["scenes"] = {name: {"clips": int(sel.sum()), "moving_clips": int(moving[sel].sum()),
                             "median_speed_m_s": float(np.median(speeds[sel])),
                             "in_order": float(correct[sel, :, 0].mean()), "reversed": float(correct[sel, :, 1].mean()),
-                            "multiview_in_order": float(joint[sel, 0].mean()), "multiview_reversed": float(joint[sel, 1].mean())}
+                            "multiview_in_order": float(joint[sel, 0].mean()), "multiview_reversed": float(joint[sel, 1].mean()),
+                            "per_view": {ch: [float(correct[sel, j, 0].mean()), float(correct[sel, j, 1].mean())]
+                                         for j, ch in enumerate(views)}}
                      for name in sorted(set(scenes)) for sel in [scenes == name]}  # fmt: skip
 
     # the hand-made cue at each probe size and stride
@@ -112,14 +114,17 @@ def main() -> None:
         size_s, stride_s = probe.split(":")
         w, h = (int(v) for v in size_s.split("x"))
         pds, _ = dataset(cfg, a.root, (w, h), int(stride_s))
-        rows = []
+        rows, pscenes = [], []
         for i in range(len(pds)):
             s = pds[i]
             x = to_model_input(s["images"])
             rows.append((radial_flow(x[fi]) - radial_flow(x[bi]), abs(float(s["motion"][0]) * cfg.speed_scale)))
-        r = np.array(rows)
+            pscenes.append(s["clip_id"].rsplit(":", 1)[0])
+        r, pscenes = np.array(rows), np.array(pscenes)
         mv = r[:, 1] > a.moving
-        res["probes"][probe] = {"clips": len(r), "moving": int(mv.sum()), "cue_accuracy_moving": float((r[mv, 0] > 0).mean())}
+        res["probes"][probe] = {"clips": len(r), "moving": int(mv.sum()), "cue_accuracy_moving": float((r[mv, 0] > 0).mean()),
+                                "per_scene": {name: float((r[sel & mv, 0] > 0).mean()) if (sel & mv).any() else None
+                                              for name in sorted(set(scenes)) for sel in [pscenes == name]}}  # fmt: skip
 
     print(f"# order signal in {a.root}: {res['clips']} clips, {res['moving_clips']} moving (> {a.moving} m/s), "
           f"median speed {res['median_speed_m_s']:.1f} m/s; network {model} (step {res['step']})")
@@ -134,10 +139,17 @@ def main() -> None:
     for name, v in res["scenes"].items():
         print(f"| {name} | {v['clips']} ({v['moving_clips']}) | {v['median_speed_m_s']:.1f} | {v['in_order']:.3f} / {v['reversed']:.3f} "
               f"| {v['multiview_in_order']:.3f} / {v['multiview_reversed']:.3f} |")
-    print("\n| hand-made cue (front expansion - back expansion > 0), probe WxH:stride | moving clips | accuracy |")
-    print("|---|---|---|")
+    print("\n| scene, per view: in order / reversed | " + " | ".join(views) + " |")
+    print("|---|" + "---|" * len(views))
+    for name, v in res["scenes"].items():
+        print(f"| {name} | " + " | ".join(f"{io:.2f} / {rv:.2f}" for io, rv in v["per_view"].values()) + " |")
+    names = list(res["scenes"])
+    print("\n| hand-made cue (front expansion - back expansion > 0), probe WxH:stride | moving clips | accuracy | "
+          + " | ".join(names) + " |")
+    print("|---|---|---|" + "---|" * len(names))
     for probe, v in res["probes"].items():
-        print(f"| {probe} | {v['moving']} | {v['cue_accuracy_moving']:.3f} |")
+        per = " | ".join("-" if v["per_scene"][n] is None else f"{v['per_scene'][n]:.2f}" for n in names)
+        print(f"| {probe} | {v['moving']} | {v['cue_accuracy_moving']:.3f} | {per} |")
     if a.json:
         a.json.write_text(json.dumps(res, indent=1))
 
