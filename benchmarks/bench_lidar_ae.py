@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from genesis_drive.data.clips import ClipIndex
+from genesis_drive.data.schema import clip_scene
 from genesis_drive.data.chamfer import chamfer_distance, filter_points
 from genesis_drive.models.lidar.ae import LidarAE
 from genesis_drive.models.lidar.bake import BakeConfig
@@ -67,7 +68,7 @@ def main() -> None:
     region = chamfer_region(model.cfg.grid)
     by_scene: dict[str, list[int]] = {}
     for i in range(len(index)):
-        by_scene.setdefault(index.refs[i].clip_id.rsplit(":", 1)[0], []).append(i)
+        by_scene.setdefault(clip_scene(index.refs[i].clip_id), []).append(i)
     control = []
     for members in by_scene.values():
         n = len(members)

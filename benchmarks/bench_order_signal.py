@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from genesis_drive.data.schema import clip_scene
 from genesis_drive.eval.shipped import shipped_evaluator
 from genesis_drive.eval.synth_features import load_synth_net
 from genesis_drive.models.blocks import to_model_input
@@ -83,7 +84,7 @@ def main() -> None:
     speeds, correct, joint, scenes = [], [], [], []  # per clip; per clip x view x (in order, reversed); per clip x (in order, reversed)
     for i in range(len(ds)):
         s = ds[i]
-        scenes.append(s["clip_id"].rsplit(":", 1)[0])
+        scenes.append(clip_scene(s["clip_id"]))
         speeds.append(float(s["motion"][0]) * cfg.speed_scale)
         x = to_model_input(s["images"])  # v t c h w
         with torch.no_grad():
@@ -119,7 +120,7 @@ def main() -> None:
             s = pds[i]
             x = to_model_input(s["images"])
             rows.append((radial_flow(x[fi]) - radial_flow(x[bi]), abs(float(s["motion"][0]) * cfg.speed_scale)))
-            pscenes.append(s["clip_id"].rsplit(":", 1)[0])
+            pscenes.append(clip_scene(s["clip_id"]))
         r, pscenes = np.array(rows), np.array(pscenes)
         mv = r[:, 1] > a.moving
         res["probes"][probe] = {"clips": len(r), "moving": int(mv.sum()), "cue_accuracy_moving": float((r[mv, 0] > 0).mean()),

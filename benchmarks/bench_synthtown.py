@@ -83,7 +83,7 @@ from bench_camera_quality import halfway
 
 from genesis_drive.data.clips import ClipIndex, ClipSpec
 from genesis_drive.data.nuscenes import NuScenesReader
-from genesis_drive.data.schema import CAMERA_CHANNELS
+from genesis_drive.data.schema import CAMERA_CHANNELS, clip_scene
 from genesis_drive.eval.bootstrap import bootstrap_ci
 from genesis_drive.data.chamfer import CHAMFER_PROTOCOLS
 from genesis_drive.eval.consistency import ConsistencyScorer, load_depth_model, pool_stats
@@ -234,7 +234,7 @@ def keyframe_maps(scorer: ConsistencyScorer, root: Path, scenes: list[str]) -> d
     out = {}
     for i in range(len(index)):
         clip = index.load(i)
-        scene, token = clip.clip_id.rsplit(":", 1)[0], clip.sample_tokens[0]
+        scene, token = clip_scene(clip.clip_id), clip.sample_tokens[0]
         k = order[scene].index(token)
         if k == 0:
             continue

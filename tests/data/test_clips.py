@@ -14,7 +14,7 @@ import torch
 from genesis_drive.data.clips import ClipDataset, ClipIndex, ClipSpec, collate_clips, interpolate_boxes, resize_crop
 from genesis_drive.data.geometry import Pose, project_points, quat_from_yaw
 from genesis_drive.data.nuscenes import NuScenesReader
-from genesis_drive.data.schema import Box3D
+from genesis_drive.data.schema import Box3D, clip_scene
 
 from .handmade import CAM_US, KEY_US, T0, car_box, ego_pose, write_handmade
 
@@ -29,6 +29,8 @@ def test_windows_and_ids(reader):
     # 19 reference frames, span (4-1)*2+1 = 7 -> starts 0, 5, 10
     assert [r.clip_id for r in idx.refs] == ["scene-0001:0000", "scene-0001:0005", "scene-0001:0010"]
     assert all(len(r.frame_tokens) == 4 for r in idx.refs)
+    assert [clip_scene(r.clip_id) for r in idx.refs] == [r.scene_name for r in idx.refs] == ["scene-0001"] * 3
+    assert clip_scene("town:a:0016") == "town:a"  # only the last ':' separates the start index
     kf = ClipIndex(reader, ClipSpec(num_frames=2, window_stride=1, rate="keyframe"))
     assert len(kf) == 3
     clip = kf.load(0)

@@ -32,6 +32,7 @@ __all__ = [
     "LidarSweep",
     "MapLayers",
     "Clip",
+    "clip_scene",
 ]
 
 #: The six nuScenes surround cameras, clockwise from the front (yaw 0, -55, -110, 180, 110, 55 deg).
@@ -382,6 +383,11 @@ class MapLayers:
 
     def is_empty(self) -> bool:
         return all(len(getattr(self, n)) == 0 for n in self.POLYGON_LAYERS + self.LINE_LAYERS)
+
+
+def clip_scene(clip_id: str) -> str:
+    """The scene name of a clip id ``f"{scene_name}:{start:04d}"`` (``Clip.clip_id``, ``data.clips.ClipRef``)."""
+    return clip_id.rsplit(":", 1)[0]
 
 
 @dataclass(eq=False)

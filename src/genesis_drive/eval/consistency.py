@@ -39,7 +39,7 @@ from scipy.spatial import cKDTree
 
 from ..data.clips import ClipIndex, ClipSpec
 from ..data.nuscenes import NuScenesReader
-from ..data.schema import CAMERA_CHANNELS
+from ..data.schema import CAMERA_CHANNELS, clip_scene
 from ..errors import DataError
 from ..models.blocks import to_model_input
 from ..models.evaluators.depth import DepthNet
@@ -254,7 +254,7 @@ def evaluate_root(
         depth, edges = scorer.maps(clip.images[0], clip.intrinsics)
         src = (clip.sample_tokens[0], clip.ego_to_global[0])
         matched.append(scorer.score(depth, edges, clip.intrinsics, clip.cam_to_ego, sample_lidar_ego(reader, *src)))
-        scenes.append(clip.clip_id.rsplit(":", 1)[0])
+        scenes.append(clip_scene(clip.clip_id))
         if control:
             maps.append((depth, edges, clip.intrinsics, clip.cam_to_ego))
             lidar_src.append(src)

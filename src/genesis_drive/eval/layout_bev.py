@@ -23,7 +23,7 @@ import torch
 
 from ..data.clips import ClipIndex, collate_clips
 from ..data.nuscenes import NuScenesReader
-from ..data.schema import Clip
+from ..data.schema import Clip, clip_scene
 from ..errors import DataError
 from ..layout.bev import BevGrid
 from ..models.blocks import to_model_input
@@ -201,7 +201,7 @@ def predict_root(
         union.append(u)
         for c, p in zip(clips, prob):
             out.clip_ids.append(c.clip_id)
-            out.scenes.append(c.clip_id.rsplit(":", 1)[0])
+            out.scenes.append(clip_scene(c.clip_id))
             out.detections.append(vehicle_blobs(p[VEHICLE_CHANNEL], cfg.model.grid, threshold))
             out.truths.append(vehicle_centers(c, 0, cfg.model.grid))
     out.inter, out.union = np.concatenate(inter), np.concatenate(union)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.schema import clip_scene
 from ..errors import ConfigError
 
 __all__ = [
@@ -91,7 +92,7 @@ def layout_partner(clip_ids: list[str]) -> list[int]:
     same cameras (itself when the scene has one keyframe)."""
     by_scene: dict[str, list[int]] = {}
     for i, c in enumerate(clip_ids):
-        by_scene.setdefault(c.rsplit(":", 1)[0], []).append(i)
+        by_scene.setdefault(clip_scene(c), []).append(i)
     out = [0] * len(clip_ids)
     for members in by_scene.values():
         n = len(members)
@@ -303,9 +304,10 @@ class SceneHalf:
     def __init__(self, source, parity: int):
         self.source, self.parity = source, parity
         ids = source.describe()["clip_ids"]
-        scenes = sorted({c.rsplit(":", 1)[0] for c in ids})
+        scenes = sorted({clip_scene(c) for c in ids})
         self.scenes = scenes[parity::2]
-        self.ids = [c for c in ids if c.rsplit(":", 1)[0] in set(self.scenes)]
+        keep = set(self.scenes)
+        self.ids = [c for c in ids if clip_scene(c) in keep]
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -43,6 +43,7 @@ from tqdm import tqdm
 from ..data.atomic import atomic_dir
 from ..data.clips import resize_crop
 from ..data.nuscenes import JPEG_QUALITY, find_versions, read_image
+from ..data.schema import clip_scene
 from ..errors import DataError
 from ..viz.video import view_grid, write_mp4, write_png
 
@@ -343,7 +344,7 @@ def write_generated_root(
             raise DataError(f"generated frame {tok} must be ({h}, {w}, 3) uint8, got {np.asarray(img).shape}", out, "frames")
     scene_of_clip = {}
     for clip_id in clips or {}:
-        name = clip_id.rsplit(":", 1)[0]
+        name = clip_scene(clip_id)
         if name not in plan.camera_sds:
             raise DataError(f"clip {clip_id} is of no chosen scene ({sorted(plan.camera_sds)})", out, "clips")
         scene_of_clip[clip_id] = name
