@@ -17,7 +17,8 @@ This script separates the two reasons it may not:
   apart).
 * **The network.** The shipped (or ``--model``) ``synth_features`` network's order head on every
   view clip of the root, as recorded and reversed, split by moving / stationary clips; and on the
-  multi-view clip (the sum over its views of the per-view log-probabilities); and per scene.
+  multi-view clip (its multi-view order head, ``model.joint_order > 0``, or without one the sum
+  over its views of the per-view log-probabilities); and per scene.
 
 Prints a markdown table; ``--json`` writes the numbers.
 """
@@ -89,9 +90,10 @@ def main() -> None:
         x = to_model_input(s["images"])  # v t c h w
         with torch.no_grad():
             logits = torch.stack([net.order_logits(x), net.order_logits(x.flip(1))], dim=1)  # v 2 k
+            # the multi-view clip: its order head, or without one the sum of the views' log-probabilities
+            mv = net.multiview_order_logits(torch.stack([x, x.flip(1)]))  # 2 k
         correct.append((logits.argmax(2) == torch.tensor([0, 1])).numpy())
-        # the multi-view clip: the views share the direction of time (sum of their log-probabilities)
-        joint.append((logits.log_softmax(2).sum(0).argmax(1) == torch.tensor([0, 1])).numpy())
+        joint.append((mv.argmax(1) == torch.tensor([0, 1])).numpy())
     speeds, correct, joint = np.abs(np.array(speeds)), np.stack(correct), np.stack(joint)  # (n,), (n, v, 2), (n, 2)
     moving = speeds > a.moving
     res.update(clips=len(speeds), moving_clips=int(moving.sum()), median_speed_m_s=float(np.median(speeds)))

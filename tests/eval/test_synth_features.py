@@ -189,9 +189,22 @@ class _BrightnessOrder:
     """A stand-in extractor whose order head reads a view clip's brightness change m (last frame -
     first frame, in [0, 1] units): logits (5 m, -5 m, -10), so "in order" when it brightens."""
 
+    has_multiview_head = False
+
     def order_logits(self, x: torch.Tensor) -> torch.Tensor:
         m = (x[:, -1].float().mean(dim=(1, 2, 3)) - x[:, 0].float().mean(dim=(1, 2, 3))) / 255
         return torch.stack([5 * m, -5 * m, torch.full_like(m, -10.0)], dim=1)
+
+
+class _BackViewJudge(_BrightnessOrder):
+    """The same per-view head, with a multi-view order head that answers what view 3 (CAM_BACK)
+    alone answers (it darkens as recorded: "reversed")."""
+
+    has_multiview_head = True
+    views = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
+
+    def multiview_order_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.order_logits(x[3:4])[0]
 
 
 class _OneSureView:
@@ -213,3 +226,15 @@ def test_multiview_order_sums_the_views_log_probabilities():
     per_view, per_clip = order_predictions(_BrightnessOrder(), _OneSureView(), protocol)
     assert per_view[0, :, 0].tolist() == [0, 1, 1, 1, 1, 1] and per_view[0, :, 1].tolist() == [1, 0, 0, 0, 0, 0]
     assert per_clip[0, :2].tolist() == [0, 1]  # right both ways on the multi-view clip
+
+
+def test_multiview_order_head_replaces_the_vote():
+    """With a multi-view order head the clip's answer is that head's, not the sum of the views'
+    log-probabilities (which answers [0, 1] on this clip, the test above); the per-view answers stay."""
+    protocol = VideoProtocol(views=_OneSureView.views, num_frames=4, frame_stride=1, ref_window_stride=4)
+    per_view, per_clip = order_predictions(_BackViewJudge(), _OneSureView(), protocol)
+    assert per_view[0, :, 0].tolist() == [0, 1, 1, 1, 1, 1]
+    assert per_clip[0, :2].tolist() == [1, 0]  # view 3's answers, where the vote gives [0, 1]
+    shuffled = VideoProtocol(views=_OneSureView.views[::-1], num_frames=4, frame_stride=1, ref_window_stride=4)
+    with pytest.raises(DataError, match="reads the views"):
+        order_predictions(_BackViewJudge(), _OneSureView(), shuffled)

@@ -89,6 +89,9 @@ class SynthClipExtractor(nn.Module):
         self.num_features = net.cfg.num_video_features
         self.num_frames, self.frame_stride = num_frames, frame_stride
         self.info = dict(info or {})
+        #: the network has a multi-view order head (which reads the views in ``views`` order)
+        self.has_multiview_head = net.joint_head is not None
+        self.views = tuple(net.cfg.views)
 
     @classmethod
     def from_run(cls, net: SynthFeatureNet, cfg: SynthFeaturesConfig, info: Mapping[str, Any] | None = None) -> SynthClipExtractor:
@@ -117,6 +120,11 @@ class SynthClipExtractor(nn.Module):
     def order_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(b, len(FRAME_ORDERS))`` of the network's ``order`` head for clips ``(b, t, 3, h, w)``."""
         return self.net.order_logits(self.preprocess(x))
+
+    def multiview_order_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The order of one multi-view clip ``(v, t, 3, h, w)`` RGB (views in the network's order)
+        -> ``(len(FRAME_ORDERS),)``: :meth:`SynthFeatureNet.multiview_order_logits`."""
+        return self.net.multiview_order_logits(self.preprocess(x)[None])[0]
 
 
 def load_synth_net(path: str | Path, *, ema: bool = True) -> tuple[SynthFeatureNet, SynthFeaturesConfig, dict]:
@@ -191,9 +199,14 @@ def order_predictions(extractor: SynthClipExtractor, source, protocol, *, batch_
     recorded (column 0), reversed (1) and shuffled (2, the orders of :func:`control_order`; -1 when
     clips have fewer than 3 frames; every view of a clip in the same order). Correct answers are
     the column indices. Returns ``(per_view (n_clips, v, 3), per_clip (n_clips, 3))``: the head on
-    each view alone, and on the multi-view clip (the views share the direction of time, so the
-    clip's answer is the argmax of the sum over views of the per-view log-probabilities)."""
+    each view alone, and on the multi-view clip (:meth:`SynthClipExtractor.multiview_order_logits`:
+    the network's multi-view order head, or without one the argmax of the sum over views of the
+    per-view log-probabilities, the views sharing the direction of time)."""
     p = protocol
+    has_joint = extractor.has_multiview_head
+    if has_joint and tuple(p.views) != extractor.views:
+        raise DataError(f"the multi-view order head reads the views {extractor.views} in that order, "
+                        f"the protocol has {tuple(p.views)}", None, "views")
     views, clips_ = [], []
     for i, (clip_id, frames) in enumerate(source):
         x = rearrange(torch.from_numpy(np.ascontiguousarray(_selected(clip_id, frames, p))), "v t h w c -> v t c h w")
@@ -205,8 +218,10 @@ def order_predictions(extractor: SynthClipExtractor, source, protocol, *, batch_
         for clips in versions:
             with torch.no_grad():
                 logits = torch.cat([extractor.order_logits(clips[j : j + batch_size]) for j in range(0, len(clips), batch_size)])
+                joint = (extractor.multiview_order_logits(clips) if has_joint
+                         else logits.float().log_softmax(dim=1).sum(dim=0))  # fmt: skip
             per_view.append(logits.argmax(dim=1).cpu().numpy())
-            per_clip.append(int(logits.float().log_softmax(dim=1).sum(dim=0).argmax()))
+            per_clip.append(int(joint.argmax()))
         if t < 3:
             per_view.append(np.full(len(x), -1))
             per_clip.append(-1)
@@ -250,6 +265,7 @@ def temporal_control_rows(make_video_metric: Callable[[], Any], extractor: Synth
         rows.append(row)
     per_view, per_clip = order_predictions(extractor, ref, protocol, batch_size=batch_size, seed=seed)
     used = len(kinds) + 1
+    vote = "multi-view order head" if extractor.has_multiview_head else "sum of the views' log-probabilities"
     names = FRAME_ORDERS[:used]
     title = " / ".join(names)
     for label, pred, unit in (("", per_view, "videos"), (", multi-view clips", per_clip[:, None], "clips")):
@@ -263,7 +279,7 @@ def temporal_control_rows(make_video_metric: Callable[[], Any], extractor: Synth
         per_kind = {k: float(correct[..., i].mean()) for i, k in enumerate(names)}
         rows.append(MetricRow(f"order accuracy{label} (control: ref clips {title})", value, ci,
                               counts={f"ref {unit}": int(correct.shape[0] * correct.shape[1]) * used},
-                              note="order head" + (" (sum of the views' log-probabilities)" if label else "") + ", "
+                              note="order head" + (f" ({vote})" if label else "") + ", "
                               + ", ".join(f"{k} {v:.3f}" for k, v in per_kind.items()) + "; bootstrap over clips"))  # fmt: skip
         meta["order_accuracy" + ("_multiview" if label else "")] = per_kind
     return rows, meta

@@ -9,6 +9,7 @@ import torch
 from genesis_drive.layout.camera import render_layout
 from genesis_drive.layout.colors import CLASS_COLORS, FACE_SHADES, MAP_COLORS, class_color
 from genesis_drive.layout.frames import clip_cameras, frame_map
+from genesis_drive.models.blocks import to_model_input
 from genesis_drive.models.evaluators.synth_features import OBJECT_GROUPS, SEG_CLASSES
 from genesis_drive.train.tasks.synth_features import (
     SYNTH_FEATURE_PRESETS,
@@ -167,9 +168,9 @@ def test_clip_order_loss_is_the_views_vote(root):
     seen = {}
 
     class Recording(torch.nn.Module):  # the real network, with the orders it is given recorded
-        def forward(self, x, order):
+        def forward(self, x, order, multiview=False):
             seen["order"] = order
-            out = net(x, order)
+            out = net(x, order, multiview=multiview)
             seen["logits"] = out["order"].detach()
             return out
 
@@ -185,3 +186,36 @@ def test_clip_order_loss_is_the_views_vote(root):
     torch.testing.assert_close(out["loss_order_clip"], expected)
     default = SYNTH_FEATURES_TASK.build(SYNTH_FEATURE_PRESETS["tiny"](), root)
     assert "loss_order_clip" not in default.loss(net, batch)  # off by default: the earlier recipe
+
+
+def test_multiview_order_head_term(root):
+    """model.joint_order > 0: every view of a clip enters in the same order, and ``order_joint`` is
+    the cross-entropy of the multi-view head's logits for the multi-view clips (by hand here); the
+    term falls when one batch is overfitted."""
+    from dataclasses import replace
+
+    cfg = SYNTH_FEATURE_PRESETS["tiny"]()
+    cfg = replace(cfg, model=replace(cfg.model, joint_order=8))
+    task = SYNTH_FEATURES_TASK.build(cfg, root)
+    ds = task.train_dataset()
+    batch = task.collate([ds[0], ds[1]])
+    torch.manual_seed(0)
+    net = task.build_model()
+    torch.manual_seed(3)
+    out = task.loss(net, batch)
+    torch.manual_seed(3)
+    order, kind = clip_orders(2, batch["images"].shape[2], cfg.order_weights, torch.device("cpu"))  # the same draw
+    x = to_model_input(batch["images"])[torch.arange(2)[:, None], :, order].transpose(1, 2)  # b v t c h w, reordered
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(net.multiview_order_logits(x), kind)
+    torch.testing.assert_close(out["loss_order_joint"], expected, atol=1e-5, rtol=1e-4)
+    opt = torch.optim.Adam(net.parameters(), 2e-3)
+    first = float(out["loss_order_joint"])
+    for _ in range(30):
+        torch.manual_seed(3)
+        loss = task.loss(net, batch)
+        opt.zero_grad()
+        loss["loss"].backward()
+        opt.step()
+    torch.manual_seed(3)
+    assert float(task.loss(net, batch)["loss_order_joint"]) < 0.5 * first

@@ -71,6 +71,11 @@ class SynthFeatureNetConfig:
     read *per view*; the gate multiplies a ``view_gate``-channel projection of the clip's motion
     by the frame encoder's own (order-blind, detached) ``channel`` probabilities, giving every
     view its own linear read-out of the motion.
+    joint_order: channels per view of the *multi-view order head* (0: none): the motion summaries of
+    all views of one multi-view clip (in ``views`` order), each projected to ``joint_order``
+    channels, concatenated and read by a two-layer MLP into one :data:`FRAME_ORDERS` answer for the
+    clip. It sees the front view's expansion beside the back view's contraction at once, which a
+    sum of per-view votes cannot weigh against each other.
     """
 
     image_size: tuple[int, int] = (128, 72)
@@ -82,6 +87,7 @@ class SynthFeatureNetConfig:
     motion_widths: tuple[int, ...] = (32, 64, 64)
     views: tuple[str, ...] = CAMERA_CHANNELS
     view_gate: int = 0
+    joint_order: int = 0
 
     def __post_init__(self) -> None:
         w, h = self.image_size
@@ -96,6 +102,8 @@ class SynthFeatureNetConfig:
             raise ConfigError("model.num_features, num_video_features, temporal_width must be >= 2 and views non-empty")
         if self.view_gate < 0:
             raise ConfigError(f"model.view_gate must be >= 0 (0: no view gate), got {self.view_gate}")
+        if self.joint_order < 0:
+            raise ConfigError(f"model.joint_order must be >= 0 (0: no multi-view order head), got {self.joint_order}")
 
 
 class PairMotion(nn.Module):
@@ -165,6 +173,11 @@ class SynthFeatureNet(nn.Module):
         self.video_embed = nn.Linear(4 * tw + cfg.view_gate * len(cfg.views), cfg.num_video_features)
         self.video_heads = nn.ModuleDict({"motion": nn.Linear(cfg.num_video_features, 2),
                                           "order": nn.Linear(cfg.num_video_features, len(FRAME_ORDERS))})  # fmt: skip
+        # multi-view order head (see SynthFeatureNetConfig.joint_order): absent when 0, so older checkpoints load
+        g, nv = cfg.joint_order, len(cfg.views)
+        self.joint_view = nn.Linear(3 * tw, g) if g else None
+        self.joint_head = (nn.Sequential(nn.SiLU(), nn.Linear(nv * g, 4 * g), nn.SiLU(), nn.Linear(4 * g, len(FRAME_ORDERS)))
+                           if g else None)  # fmt: skip
 
     def _check(self, x: torch.Tensor) -> None:
         w, h = self.cfg.image_size
@@ -178,9 +191,9 @@ class SynthFeatureNet(nn.Module):
         pooled = torch.cat([top.mean(dim=(2, 3)), top.amax(dim=(2, 3))], dim=1)
         return self.embed(pooled), feats
 
-    def _clips(self, emb: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _clips(self, emb: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame embeddings (n, t, d) and the images (n, t, 3, h, w), in the order to be judged ->
-        clip embedding (n, dv)."""
+        clip embedding (n, dv) and the appearance-blind motion summary (n, 3 temporal_width)."""
         n, t = emb.shape[:2]
         if t < 2:
             raise ValueError(f"the temporal head needs clips of at least 2 frames, got {t}")
@@ -199,7 +212,14 @@ class SynthFeatureNet(nn.Module):
             view = self.heads["channel"](emb).softmax(dim=-1).mean(dim=1).detach()  # n v
             gated = view[:, :, None] * self.view_gate(motion)[:, None, :]  # n v g
             parts.append(rearrange(gated, "n v g -> n (v g)"))
-        return self.video_embed(torch.cat(parts, dim=1))
+        return self.video_embed(torch.cat(parts, dim=1)), motion
+
+    def _joint(self, motion: torch.Tensor) -> torch.Tensor:
+        """Motion summaries ((b v), 3 temporal_width) of multi-view clips, views in ``cfg.views``
+        order -> multi-view order logits (b, len(FRAME_ORDERS))."""
+        assert self.joint_view is not None and self.joint_head is not None
+        per_view = rearrange(self.joint_view(motion), "(b v) g -> b (v g)", v=len(self.cfg.views))
+        return self.joint_head(per_view)
 
     def _clip_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Clips (n, t, 3, h, w) -> frame embeddings (n, t, d) and all feature maps ((n t) c h w)."""
@@ -207,7 +227,7 @@ class SynthFeatureNet(nn.Module):
         emb, feats = self._frames(rearrange(x, "n t c h w -> (n t) c h w"))
         return rearrange(emb, "(n t) d -> n t d", n=x.shape[0]), feats
 
-    def _clip_embedding(self, emb: torch.Tensor, x: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
+    def _clip_embedding(self, emb: torch.Tensor, x: torch.Tensor, order: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if order is not None:
             if order.shape != emb.shape[:2]:
                 raise ValueError(f"order must be (n, t) = {tuple(emb.shape[:2])}, got {tuple(order.shape)}")
@@ -223,25 +243,45 @@ class SynthFeatureNet(nn.Module):
     def embed_clips(self, x: torch.Tensor) -> torch.Tensor:
         """FD_synth-video features ``(n, num_video_features)`` of clips ``(n, t, 3, h, w)`` in [-1, 1], t >= 2."""
         emb, _ = self._clip_inputs(x)
-        return self._clip_embedding(emb, x, None)
+        return self._clip_embedding(emb, x, None)[0]
 
     def order_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(n, len(FRAME_ORDERS))`` of the ``order`` head for clips ``(n, t, 3, h, w)`` in [-1, 1]."""
         return self.video_heads["order"](self.embed_clips(x))
 
-    def forward(self, x: torch.Tensor, order: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def multiview_order_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The order of whole multi-view clips ``(b, v, t, 3, h, w)`` in [-1, 1] (views in
+        ``cfg.views`` order, all in the same frame order) -> ``(b, len(FRAME_ORDERS))``: the
+        multi-view order head's logits (``cfg.joint_order > 0``), or else the sum over the views of
+        the per-view ``order`` head's log-probabilities (the views share the direction of time)."""
+        if x.ndim != 6 or x.shape[1] != len(self.cfg.views):
+            raise ValueError(f"multi-view clips must be (b, v={len(self.cfg.views)}, t, 3, h, w), got {tuple(x.shape)}")
+        flat = rearrange(x, "b v t c h w -> (b v) t c h w")
+        emb, _ = self._clip_inputs(flat)
+        vid, motion = self._clip_embedding(emb, flat, None)
+        if self.joint_head is not None:
+            return self._joint(motion)
+        logp = self.video_heads["order"](vid).float().log_softmax(dim=-1)
+        return rearrange(logp, "(b v) k -> b v k", b=x.shape[0]).sum(dim=1)
+
+    def forward(self, x: torch.Tensor, order: torch.Tensor | None = None, *, multiview: bool = False) -> dict[str, torch.Tensor]:
         """Clips ``(n, t, 3, h, w)`` in [-1, 1], t >= 2 -> head outputs.
 
         order: optional ``(n, t)`` frame order fed to the temporal head (frame heads always see the
         frames as given). Frame outputs are ``(n, t, ...)``; ``layout`` is ``(n, t, K, h/s, w/s)``;
-        ``motion`` ``(n, 2)``, ``order`` ``(n, len(FRAME_ORDERS))`` logits.
+        ``motion`` ``(n, 2)``, ``order`` ``(n, len(FRAME_ORDERS))`` logits. multiview: the ``n``
+        clips are ``n / v`` multi-view clips of ``v = len(cfg.views)`` consecutive views (in
+        ``cfg.views`` order, each multi-view clip in one order); with a multi-view order head the
+        output then holds ``order_joint`` ``(n / v, len(FRAME_ORDERS))`` logits.
         """
         emb, feats = self._clip_inputs(x)
         n = x.shape[0]
         flat = rearrange(emb, "n t d -> (n t) d")
         out = {k: rearrange(head(flat), "(n t) k -> n t k", n=n) for k, head in self.heads.items()}
         out["layout"] = rearrange(self.seg_head(feats[self.seg_level]), "(n t) k h w -> n t k h w", n=n)
-        vid = self._clip_embedding(emb, x, order)
+        vid, motion = self._clip_embedding(emb, x, order)
+        if multiview and self.joint_head is not None:
+            out["order_joint"] = self._joint(motion)
         out["motion"] = self.video_heads["motion"](vid)
         out["order"] = self.video_heads["order"](vid)
         out["frame_features"], out["clip_features"] = emb, vid
