@@ -1,7 +1,7 @@
 """Held-out reconstruction quality of a trained `lidar-ae` run, beside a control.
 
     python benchmarks/bench_lidar_ae.py --run RUN_DIR --root HELDOUT_ROOT [--threads 1] [--json OUT.json]
-        [--render exact|baked|march] [--bake-z 32] [--bake-occupancy 0] [--march-skip 4]
+        [--render exact|baked|march] [--bake-z 32] [--bake-occupancy 0] [--march-skip 4] [--march-refine 8]
 
 Loads the run's newest checkpoint (EMA weights), estimates the beam model from the held-out root's
 own sweeps (as the task does from its training root: the sensor's rings and azimuth bins), and
@@ -10,7 +10,7 @@ posterior mean, decode, render the beam grid from the sensor, drop beams with dr
 0.5) by the exact renderer, or from the density baked on a lattice of ``--bake-z`` heights by the
 baked renderer or the compiled ray marcher (``--render``; ``--bake-occupancy P``: a sparse bake of the
 nodes near voxels of occupancy probability above P, :class:`~genesis_drive.models.lidar.bake.BakeConfig`;
-``--march-skip B``: the marcher's empty-space blocks, 0 = none):
+``--march-skip B``: the marcher's empty-space blocks, 0 = none; ``--march-refine R``: its sub-intervals near surfaces):
 :func:`genesis_drive.train.tasks.lidar_ae.evaluate_sweeps` (Chamfer in m^2 in the ViDAR
 region cut to the AE grid, depth L1 on returned beams, drop accuracy, point-count ratio).
 
@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--bake-z", type=int, default=32, help="lattice heights of the baked volume (--render baked|march)")
     ap.add_argument("--bake-occupancy", type=float, default=0.0, help="sparse bake above this occupancy probability (0: dense)")
     ap.add_argument("--march-skip", type=int, default=MarchConfig().skip_block, help="empty-space skipping blocks of the marcher (0: none)")
+    ap.add_argument("--march-refine", type=int, default=MarchConfig().refine, help="sub-intervals per coarse interval near surfaces")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model, cfg, info = load_run_model(a.run, LidarAERunConfig, lambda c: LidarAE(c.model), task="lidar-ae")
@@ -61,7 +62,7 @@ def main() -> None:
     env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     t0 = time.perf_counter()
     baked = None if a.render == "exact" else BakeConfig(z_samples=a.bake_z, occupancy_threshold=a.bake_occupancy)
-    marched = MarchConfig(skip_block=a.march_skip) if a.render == "march" else None
+    marched = MarchConfig(skip_block=a.march_skip, refine=a.march_refine) if a.render == "march" else None
     scores = evaluate_sweeps(model, index, list(range(len(index))), transform, env, cfg.render_chunk, baked=baked, marched=marched)
     seconds = time.perf_counter() - t0
 
@@ -82,6 +83,7 @@ def main() -> None:
     result = {"run": str(a.run), "checkpoint": info["checkpoint"], "step": info["step"], "root": str(a.root),
               "render": a.render, "bake_z": a.bake_z if baked else None,
               "bake_occupancy": a.bake_occupancy if baked else None, "march_skip": a.march_skip if marched else None,
+              "march_refine": a.march_refine if marched else None,
               "sweeps": len(index), "scores": scores, "control_chamfer": float(np.mean(control)),
               "seconds": seconds, "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}  # fmt: skip
     print(f"# {a.run} (step {info['step']}), {a.render} renderer, {len(index)} held-out keyframe sweeps of {a.root}; {a.threads} thread(s); {result['date']}")

@@ -3,7 +3,7 @@
     python benchmarks/bench_lidar_render.py [--preset tiny] [--threads 1] [--beams 32] [--azimuths 1084]
         [--chunk 1024] [--warmup 1] [--repeats 3] [--device cpu] [--json OUT.json]
         [--bake-z 64] [--bake-xy 1] [--bake-proposal 32] [--bake-fine 16] [--bake-chunk 2048]
-        [--march-bake-z 32] [--march-occupancy 0.01] [--march-skip 4] [--march-step 0.5]
+        [--march-bake-z 32] [--march-occupancy 0.01] [--march-skip 4] [--march-step 0.5] [--march-refine 8]
         [--march-interpolate pre_softplus] [--ae CKPT --sweep PCD_BIN]
 
 A randomly initialised :class:`~genesis_drive.models.lidar.ae.LidarAE` of ``--preset`` (weights
@@ -28,7 +28,7 @@ inference (eval mode, no grad). Timed
    :func:`~genesis_drive.models.lidar.march.render_marched` (numba, ``--threads`` threads) on its
    own bake (``march_bake``: ``--march-bake-z`` heights, ``--bake-xy``, sparse: only the nodes
    near voxels of occupancy probability above ``--march-occupancy``, 0 = every node; the
-   default is ``sweep.MARCH_BAKE``'s): ``--march-step`` of a lattice cell per coarse interval, 8x
+   default is ``sweep.MARCH_BAKE``'s): ``--march-step`` of a lattice cell per coarse interval, ``--march-refine``x
    refined near surfaces, empty-space skipping in blocks of ``--march-skip`` cells (0 = none),
    stops at transmittance 1e-3, drop head. ``march_rays_per_s`` excludes the bake,
    ``march_rays_per_s_with_bake`` includes it; ``march_depth_diff_*``: |march - exact| depth
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--march-occupancy", type=float, default=MARCH_BAKE.occupancy_threshold,
                     help="sparse march bake above this occupancy probability (0: every node)")
     ap.add_argument("--march-skip", type=int, default=MarchConfig().skip_block, help="empty-space skipping blocks (0: none)")
+    ap.add_argument("--march-refine", type=int, default=MarchConfig().refine, help="sub-intervals per coarse interval near surfaces")
     ap.add_argument("--march-step", type=float, default=0.5)
     ap.add_argument("--march-interpolate", default="pre_softplus", choices=("pre_softplus", "density"))
     ap.add_argument("--ae", default=None, help="a trained lidar-ae checkpoint or run directory (default: random weights)")
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
                           n_fine=tuple(args.bake_fine), chunk=args.bake_chunk)
         volume = bake_density(model, plane, bake)
         mbake = BakeConfig(z_samples=args.march_bake_z, xy_factor=args.bake_xy, occupancy_threshold=args.march_occupancy)
-        march = MarchConfig(step=args.march_step, interpolate=args.march_interpolate, skip_block=args.march_skip)
+        march = MarchConfig(step=args.march_step, interpolate=args.march_interpolate, skip_block=args.march_skip, refine=args.march_refine)
         mvolume = bake_density(model, plane, mbake)
         ref_bake = BakeConfig(z_samples=args.march_bake_z, xy_factor=args.bake_xy)  # the reference: dense, no skipping
         ref_march = MarchConfig(step=args.march_step, interpolate=args.march_interpolate, skip_block=0)
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
         res.update(bake_z=args.bake_z, bake_xy=args.bake_xy, bake_proposal=args.bake_proposal, bake_fine=list(args.bake_fine),
                    baked_depth_diff_median_m=float(diff.median()), baked_depth_diff_p90_m=float(diff.quantile(0.9)),
                    march_bake_z=args.march_bake_z, march_step=args.march_step, march_interpolate=args.march_interpolate,
-                   march_occupancy=args.march_occupancy, march_skip=args.march_skip, march_nodes_evaluated=float(evaluated),
+                   march_occupancy=args.march_occupancy, march_skip=args.march_skip, march_refine=args.march_refine, march_nodes_evaluated=float(evaluated),
                    march_vs_ref_depth_diff_median_m=float(rdiff.median()), march_vs_ref_depth_diff_p99_m=float(rdiff.quantile(0.99)),
                    march_vs_ref_depth_diff_max_m=float(rdiff.max()),
                    march_depth_diff_median_m=float(mdiff.median()), march_depth_diff_p90_m=float(mdiff.quantile(0.9)),

@@ -73,6 +73,8 @@ class BakeConfig:
     n_fine: intervals of each importance pass (each resampled from the previous pass's weights).
     dilate, floor: pdf dilation (intervals) and uniform floor of the resampling (:func:`.render.sample_pdf`).
     z_chunk: lattice heights evaluated per MLP batch while baking (bounds the baking memory).
+    sparse_chunk: nodes per MLP batch of a sparse bake (small enough for the activations to stay in
+    the CPU's cache: 4096 nodes x 32 channels is 0.5 MB).
     chunk: rays per rendering batch (kept small enough to stay in cache).
     occupancy_threshold: 0 evaluates the field at every node. Above 0 (a probability) the bake is
     sparse: a node is evaluated only when the occupancy voxel holding it (the plane's occupancy
@@ -91,11 +93,12 @@ class BakeConfig:
     dilate: int = 1
     floor: float = 0.02
     z_chunk: int = 8
+    sparse_chunk: int = 4096
     chunk: int = 2048
     occupancy_threshold: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("z_samples", "xy_factor", "n_proposal", "z_chunk", "chunk"):
+        for name in ("z_samples", "xy_factor", "n_proposal", "z_chunk", "sparse_chunk", "chunk"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"bake.{name} must be >= 1, got {getattr(self, name)}")
         if not self.n_fine or min(self.n_fine) < 1:
@@ -165,7 +168,7 @@ def bake_density(model: LidarAE, plane: torch.Tensor, cfg: BakeConfig = BakeConf
     With the model's :class:`~.ae.DensityField` the first layer is split as the field defines it
     (plane lookup per (x, y) node, height term per z node) and the remaining layers run as batched
     matrix products over ``z_chunk`` heights at a time (or, in a sparse bake, over the chosen
-    nodes, ``z_chunk`` lattice layers' worth at a time); any other density module is called on the
+    nodes, ``sparse_chunk`` at a time); any other density module is called on the
     lattice points (the same values). ``cfg.occupancy_threshold > 0``: a sparse bake
     (:class:`BakeConfig`, :func:`occupied_nodes`), air (0) at the nodes not evaluated."""
     with torch.autocast(plane.device.type, enabled=False):
@@ -180,24 +183,28 @@ def bake_density(model: LidarAE, plane: torch.Tensor, cfg: BakeConfig = BakeConf
         sparse = cfg.occupancy_threshold > 0
         out = (torch.zeros if sparse else torch.empty)(b, nz, h * w, device=dev)
         if sparse:
-            idx = occupied_nodes(model, plane, lat, cfg.occupancy_threshold).reshape(b, nz, h * w).nonzero()
+            chosen = occupied_nodes(model, plane, lat, cfg.occupancy_threshold)
         if isinstance(field, DensityField):
             fc = field.cfg
             xy = torch.stack((gx.flatten(), gy.flatten(), torch.zeros_like(gx.flatten())), -1)
             h_xy = sample_plane_channels(fc.grid, dens, xy.expand(b, -1, -1))  # b hidden (h w)
             h_z = height_embedding(zs, fc.grid.z_range, fc.height_freqs) @ field.height.weight.T  # z hidden
             if sparse:
-                h_xy = h_xy.transpose(1, 2).reshape(b * h * w, -1)  # (b h w) hidden
-                flat = out.view(-1)
-                step = cfg.z_chunk * h * w
-                for s in range(0, len(idx), step):
-                    ib, iz, ixy = idx[s : s + step].unbind(1)
-                    x = h_xy.index_select(0, ib * (h * w) + ixy).add_(h_z.index_select(0, iz))
+                # the chosen nodes as flat (b z (h w)) indices; their first layer gathered from the per-(x, y)
+                # rows and the per-height rows, the MLP run over cache-sized chunks of them
+                node = chosen.view(-1).nonzero().squeeze(1)
+                row = node // (nz * h * w) * (h * w) + node % (h * w)  # (b h w) row of each node
+                iz = node // (h * w) % nz
+                h_xy = h_xy.transpose(1, 2).reshape(b * h * w, -1).contiguous()  # (b h w) hidden: rows contiguous
+                layers = [(layer.weight.T.contiguous(), layer.bias) for layer in field.layers]
+                raw = torch.empty(len(node), device=dev)
+                for s in range(0, len(node), cfg.sparse_chunk):
+                    x = h_xy.index_select(0, row[s : s + cfg.sparse_chunk]).add_(h_z.index_select(0, iz[s : s + cfg.sparse_chunk]))
                     x = F.silu(x, inplace=True)  # n hidden
-                    for layer in field.layers:
-                        x = F.silu(torch.addmm(layer.bias, x, layer.weight.T), inplace=True)
-                    raw = torch.addmm(field.out.bias, x, field.out.weight.T)[:, 0]
-                    flat[(ib * nz + iz) * (h * w) + ixy] = fc.density_scale * F.softplus(raw)
+                    for weight, bias in layers:
+                        x = F.silu(torch.addmm(bias, x, weight), inplace=True)
+                    torch.mv(x, field.out.weight[0], out=raw[s : s + cfg.sparse_chunk])
+                out.view(-1)[node] = fc.density_scale * F.softplus(raw.add_(field.out.bias))
             else:
                 for s in range(0, nz, cfg.z_chunk):
                     hz = h_z[s : s + cfg.z_chunk]
@@ -208,6 +215,7 @@ def bake_density(model: LidarAE, plane: torch.Tensor, cfg: BakeConfig = BakeConf
                     raw = torch.baddbmm(field.out.bias[:, None], field.out.weight.expand(b * k, -1, -1), x)
                     out[:, s : s + k] = fc.density_scale * F.softplus(raw.reshape(b, k, h * w))
         elif sparse:
+            idx = chosen.reshape(b, nz, h * w).nonzero()
             for i in range(b):
                 _, iz, ixy = idx[idx[:, 0] == i].unbind(1)
                 pts = torch.stack((gx.flatten()[ixy], gy.flatten()[ixy], zs[iz]), -1)
