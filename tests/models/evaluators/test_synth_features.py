@@ -103,10 +103,15 @@ def test_multiview_order_head_paths_agree_and_read_views_by_position():
         # without the head: the sum over the views of the per-view log-probabilities
         votes = plain.order_logits(x.flatten(0, 1)).log_softmax(-1).reshape(2, 6, -1).sum(1)
         torch.testing.assert_close(plain.multiview_order_logits(x), votes)
-        assert "order_joint" not in plain(x.flatten(0, 1), multiview=True)
-        out = joint(x.flatten(0, 1), multiview=True)
+        ident = torch.arange(4).expand(12, 4)
+        assert "order_joint" not in plain(x.flatten(0, 1), multiview_order=ident)
+        out = joint(x.flatten(0, 1), multiview_order=ident)
         torch.testing.assert_close(joint.multiview_order_logits(x), out["order_joint"])
         assert out["order_joint"].shape == (2, len(FRAME_ORDERS)) and "order_joint" not in joint(x.flatten(0, 1))
+        # its own frame order, apart from the per-view heads': reversed here, the per-view outputs as recorded
+        rev = joint(x.flatten(0, 1), multiview_order=ident.flip(1))
+        torch.testing.assert_close(rev["order_joint"], joint.multiview_order_logits(x.flip(2)))
+        torch.testing.assert_close(rev["order"], out["order"])
         # the head reads each view at its place: the same six clips in another view order answer differently
         assert (joint.multiview_order_logits(x[:, [3, 4, 5, 0, 1, 2]]) - out["order_joint"]).abs().max() > 1e-4
     assert {k for k in joint.state_dict()} - {k for k in plain.state_dict()} == {

@@ -168,9 +168,9 @@ def test_clip_order_loss_is_the_views_vote(root):
     seen = {}
 
     class Recording(torch.nn.Module):  # the real network, with the orders it is given recorded
-        def forward(self, x, order, multiview=False):
+        def forward(self, x, order, multiview_order=None):
             seen["order"] = order
-            out = net(x, order, multiview=multiview)
+            out = net(x, order, multiview_order=multiview_order)
             seen["logits"] = out["order"].detach()
             return out
 
@@ -189,9 +189,9 @@ def test_clip_order_loss_is_the_views_vote(root):
 
 
 def test_multiview_order_head_term(root):
-    """model.joint_order > 0: every view of a clip enters in the same order, and ``order_joint`` is
-    the cross-entropy of the multi-view head's logits for the multi-view clips (by hand here); the
-    term falls when one batch is overfitted."""
+    """model.joint_order > 0: the multi-view head gets a second order per multi-view clip, shared
+    by its views, and ``order_joint`` is the cross-entropy of its logits (by hand here); the
+    per-view orders stay independent; the term falls when one batch is overfitted."""
     from dataclasses import replace
 
     cfg = SYNTH_FEATURE_PRESETS["tiny"]()
@@ -204,7 +204,9 @@ def test_multiview_order_head_term(root):
     torch.manual_seed(3)
     out = task.loss(net, batch)
     torch.manual_seed(3)
-    order, kind = clip_orders(2, batch["images"].shape[2], cfg.order_weights, torch.device("cpu"))  # the same draw
+    t = batch["images"].shape[2]
+    clip_orders(12, t, cfg.order_weights, torch.device("cpu"))  # the same draws: per view, then per multi-view clip
+    order, kind = clip_orders(2, t, cfg.order_weights, torch.device("cpu"))
     x = to_model_input(batch["images"])[torch.arange(2)[:, None], :, order].transpose(1, 2)  # b v t c h w, reordered
     with torch.no_grad():
         expected = torch.nn.functional.cross_entropy(net.multiview_order_logits(x), kind)

@@ -264,24 +264,27 @@ class SynthFeatureNet(nn.Module):
         logp = self.video_heads["order"](vid).float().log_softmax(dim=-1)
         return rearrange(logp, "(b v) k -> b v k", b=x.shape[0]).sum(dim=1)
 
-    def forward(self, x: torch.Tensor, order: torch.Tensor | None = None, *, multiview: bool = False) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, order: torch.Tensor | None = None, *,
+                multiview_order: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Clips ``(n, t, 3, h, w)`` in [-1, 1], t >= 2 -> head outputs.
 
         order: optional ``(n, t)`` frame order fed to the temporal head (frame heads always see the
         frames as given). Frame outputs are ``(n, t, ...)``; ``layout`` is ``(n, t, K, h/s, w/s)``;
-        ``motion`` ``(n, 2)``, ``order`` ``(n, len(FRAME_ORDERS))`` logits. multiview: the ``n``
-        clips are ``n / v`` multi-view clips of ``v = len(cfg.views)`` consecutive views (in
-        ``cfg.views`` order, each multi-view clip in one order); with a multi-view order head the
-        output then holds ``order_joint`` ``(n / v, len(FRAME_ORDERS))`` logits.
+        ``motion`` ``(n, 2)``, ``order`` ``(n, len(FRAME_ORDERS))`` logits. multiview_order: with a
+        multi-view order head, an ``(n, t)`` frame order for it: the ``n`` clips are ``n / v``
+        multi-view clips of ``v = len(cfg.views)`` consecutive views (in ``cfg.views`` order), the
+        views of each in one order (which may differ from ``order``: the temporal head runs once
+        more on the same frame embeddings); the output then holds ``order_joint`` ``(n / v,
+        len(FRAME_ORDERS))`` logits.
         """
         emb, feats = self._clip_inputs(x)
         n = x.shape[0]
         flat = rearrange(emb, "n t d -> (n t) d")
         out = {k: rearrange(head(flat), "(n t) k -> n t k", n=n) for k, head in self.heads.items()}
         out["layout"] = rearrange(self.seg_head(feats[self.seg_level]), "(n t) k h w -> n t k h w", n=n)
-        vid, motion = self._clip_embedding(emb, x, order)
-        if multiview and self.joint_head is not None:
-            out["order_joint"] = self._joint(motion)
+        vid, _ = self._clip_embedding(emb, x, order)
+        if multiview_order is not None and self.joint_head is not None:
+            out["order_joint"] = self._joint(self._clip_embedding(emb, x, multiview_order)[1])
         out["motion"] = self.video_heads["motion"](vid)
         out["order"] = self.video_heads["order"](vid)
         out["frame_features"], out["clip_features"] = emb, vid

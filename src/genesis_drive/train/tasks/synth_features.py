@@ -21,13 +21,14 @@ clip level (T >= 2 frames of one view; each clip enters the temporal head in one
     * ``motion``: signed ego velocity along the clip's time direction, (speed m/s = path length over
       duration, yaw rate rad/s), negated for reversed clips (MSE on scaled values; not on shuffled
       clips, whose motion is undefined).
-multi-view clip level (with ``loss.order_clip > 0`` or a multi-view order head,
-``model.joint_order > 0``; every view of a clip then gets the same order)
-    * ``order_clip``: cross-entropy of the clip's order from the sum over its views of the per-view
-      log-probabilities (the vote of a network without a multi-view order head). 0 (default) and no
-      multi-view order head: views draw their orders independently and this term is absent.
-    * ``order_joint`` (only with ``model.joint_order > 0``): cross-entropy of the multi-view order
-      head, which reads the motion summaries of all the clip's views together.
+multi-view clip level
+    * ``order_clip`` (with ``loss.order_clip > 0``; every view of a clip then gets the same
+      order): cross-entropy of the clip's order from the sum over its views of the per-view
+      log-probabilities. 0 (default): views draw their orders independently and this term is absent.
+    * ``order_joint`` (only with a multi-view order head, ``model.joint_order > 0``): each
+      multi-view clip draws a second order, shared by its views, in which the temporal head runs
+      once more; cross-entropy of the multi-view order head, which reads the motion summaries of all
+      the clip's views together. The per-view terms keep their own (independent) orders.
 
 The metric (FD_synth / FD_synth-video, extractors, loading a trained run) is ``eval/synth_features.py``.
 """
@@ -369,13 +370,15 @@ class SynthFeaturesTask(ClipTask):
         images = batch["images"]  # b v t c h w
         b, v, t = images.shape[:3]
         x = to_model_input(rearrange(images, "b v t c h w -> (b v) t c h w"))
-        joint = cfg.model.joint_order > 0
-        if w.order_clip > 0 or joint:  # one order per multi-view clip, shared by its views
+        if w.order_clip > 0:  # one order per multi-view clip, shared by its views
             order, kind_clip = clip_orders(b, t, cfg.order_weights, x.device)
             order, kind = order.repeat_interleave(v, dim=0), kind_clip.repeat_interleave(v)
         else:
             order, kind = clip_orders(b * v, t, cfg.order_weights, x.device)
-        out = model(x, order, multiview=joint)
+        joint = cfg.model.joint_order > 0
+        if joint:  # the multi-view order head: a second order per multi-view clip, shared by its views
+            mv_order, kind_joint = clip_orders(b, t, cfg.order_weights, x.device)
+        out = model(x, order, multiview_order=mv_order.repeat_interleave(v, dim=0) if joint else None)
         f32 = {k: val.float() for k, val in out.items()}
         channel = rearrange(batch["channel"], "b v -> (b v)")[:, None].expand(b * v, t)
         counts = rearrange(batch["counts"], "b v t g -> (b v) t g")
@@ -410,7 +413,7 @@ class SynthFeaturesTask(ClipTask):
             votes = rearrange(f32["order"].log_softmax(dim=-1), "(b v) k -> b v k", b=b).sum(dim=1)
             terms["order_clip"] = F.cross_entropy(votes, kind_clip)
         if joint:
-            terms["order_joint"] = F.cross_entropy(f32["order_joint"], kind_clip)
+            terms["order_joint"] = F.cross_entropy(f32["order_joint"], kind_joint)
         total = sum(getattr(w, k) * val for k, val in terms.items())
         return {"loss": total, **{f"loss_{k}": val.detach() for k, val in terms.items()}}
 
