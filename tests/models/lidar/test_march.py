@@ -270,3 +270,26 @@ def test_bad_configs_and_shapes_raise(scene, soft):
     t0, t1, _ = ray_box_interval(o, d, m.cfg.grid.lower, m.cfg.grid.upper, m.cfg.near, m.cfg.far)
     with pytest.raises(ValueError, match="softplus_scale"):
         march_rays(vol, o, d, t0, t1, softplus_scale=0.0)
+
+
+def test_marching_keeps_torchs_thread_count_in_a_fresh_process():
+    """numba's first thread call starts its OpenMP pool, which resets the OpenMP thread count torch
+    shares (numba/numba#9387): without care a "one thread" run then bakes and marches on every core.
+    In a fresh process (where that first call happens) torch keeps its count."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "torch.set_num_threads(1)\n"
+        "torch.randn(100000).exp()\n"  # a parallel torch op: torch's OpenMP region runs first, as in a sweep
+        "from genesis_drive.models.lidar.bake import BakedVolume\n"
+        "from genesis_drive.models.lidar.march import march_rays\n"
+        "from genesis_drive.models.lidar.voxel import BEVGrid\n"
+        "g = BEVGrid(x_range=(-4.0, 4.0), y_range=(-4.0, 4.0), z_range=(-2.0, 2.0), resolution=0.5, height_bins=8)\n"
+        "o, d = torch.zeros(1, 4, 3), torch.nn.functional.normalize(torch.randn(1, 4, 3), dim=-1)\n"
+        "march_rays(BakedVolume(g, torch.rand(1, *g.shape)), o, d, torch.zeros(1, 4), torch.full((1, 4), 3.0))\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "1"

@@ -316,8 +316,13 @@ def march_rays(volume: BakedVolume, origins: torch.Tensor, dirs: torch.Tensor, t
     depth, opacity, stop = (np.empty(b * r, dtype=np.float32) for _ in range(3))
     with warnings.catch_warnings():  # numba probes an older TBB once per process and says it skips it
         warnings.filterwarnings("ignore", message=".*TBB threading layer", category=numba.NumbaWarning)
+        # torch's count first: numba's first thread call starts its OpenMP pool, which resets the
+        # OpenMP thread count that torch shares (numba/numba#9387); torch gets its own count back
+        threads = torch.get_num_threads()
         before = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         try:
             _march_kernel(vol, scale, r, o, d, tn, tf, lower, spacing, float(cfg.step), int(cfg.refine), float(cfg.refine_tau),
                           float(cfg.min_transmittance), block_max, block, skip, depth, opacity, stop)
