@@ -56,6 +56,7 @@ import statistics
 import sys
 import time
 
+import numba
 import numpy as np
 import torch
 
@@ -141,8 +142,6 @@ def main(argv: list[str] | None = None) -> dict:
         occ = voxelize(cfg.grid, torch.from_numpy(np.asarray(read_pcd_bin(args.sweep), dtype=np.float32))).to(dev)
     else:
         occ = (torch.rand((1, *cfg.grid.shape), device=dev) < 0.03).float()
-    import numba
-
     res: dict = {"preset": args.preset, "ae": args.ae, "sweep": args.sweep, "threads": args.threads, "device": args.device, "rays": dirs.shape[1],
                  "numba_num_threads": numba.config.NUMBA_NUM_THREADS,
                  "n_proposal": cfg.n_proposal, "n_fine": list(cfg.n_fine), "grid": list(cfg.grid.shape),

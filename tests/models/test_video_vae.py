@@ -136,8 +136,9 @@ def test_an_image_is_the_first_frame_of_a_video():
     zi = m.encode_raw(x[:, :, :1])
     assert zi.shape[2] == 1
     torch.testing.assert_close(zi[:, :, 0], zv[:, :, 0], atol=1e-6, rtol=0)
-    # and decoding the first latent alone gives the first decoded frame
-    torch.testing.assert_close(m.decode_raw(zv[:, :, :1])[:, :, 0], m.decode_raw(zv)[:, :, 0], atol=1e-6, rtol=0)
+    # and decoding the first latent alone gives the first decoded frame, up to fp32 summation order
+    # (recorded 1.3e-6 on one thread; until 2026-12-07 the suite ran this on two after the LiDAR tests)
+    torch.testing.assert_close(m.decode_raw(zv[:, :, :1])[:, :, 0], m.decode_raw(zv)[:, :, 0], atol=1e-5, rtol=0)
 
 
 @torch.no_grad()
