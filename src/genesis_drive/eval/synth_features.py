@@ -89,9 +89,15 @@ class SynthClipExtractor(nn.Module):
         self.num_features = net.cfg.num_video_features
         self.num_frames, self.frame_stride = num_frames, frame_stride
         self.info = dict(info or {})
-        #: the network has a multi-view order head (which reads the views in ``views`` order)
-        self.has_multiview_head = net.joint_head is not None
-        self.views = tuple(net.cfg.views)
+
+    @property
+    def has_multiview_head(self) -> bool:
+        """The network has a multi-view order head (which reads the views in :attr:`views` order)."""
+        return self.net.joint_head is not None
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return tuple(self.net.cfg.views)
 
     @classmethod
     def from_run(cls, net: SynthFeatureNet, cfg: SynthFeaturesConfig, info: Mapping[str, Any] | None = None) -> SynthClipExtractor:

@@ -126,6 +126,20 @@ def test_order_weights_and_clip_length_are_checked():
         replace(cfg, clips=ClipCut(num_frames=1, rate="camera"))
 
 
+def _overfit(task, model, batch, seed: int, steps: int = 30) -> dict[str, float]:
+    """``steps`` Adam steps on one batch, the frame orders redrawn with ``seed`` at every call (so
+    the batch is fixed); the loss terms after them."""
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    for _ in range(steps):
+        torch.manual_seed(seed)
+        out = task.loss(model, batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    torch.manual_seed(seed)
+    return {k: float(v.detach()) for k, v in task.loss(model, batch).items()}
+
+
 def test_task_loss_falls_on_one_batch(root):
     torch.manual_seed(0)
     cfg = SYNTH_FEATURE_PRESETS["tiny"]()
@@ -137,17 +151,9 @@ def test_task_loss_falls_on_one_batch(root):
     torch.testing.assert_close(item["layout"].sum(2)[item["layout"].sum(2) > 0], torch.ones(int((item["layout"].sum(2) > 0).sum())))
     batch = task.collate([ds[0], ds[1]])
     model = task.build_model()
-    opt = torch.optim.Adam(model.parameters(), 2e-3)
     torch.manual_seed(1)  # the same frame orders at every call: one fixed batch to overfit
     first = {k: float(v.detach()) for k, v in task.loss(model, batch).items()}
-    for _ in range(30):
-        torch.manual_seed(1)
-        out = task.loss(model, batch)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-    torch.manual_seed(1)
-    last = {k: float(v.detach()) for k, v in task.loss(model, batch).items()}
+    last = _overfit(task, model, batch, seed=1)
     assert last["loss"] < 0.6 * first["loss"]
     for term in ("loss_channel", "loss_layout", "loss_presence", "loss_order", "loss_motion"):
         assert last[term] < first[term]
@@ -211,13 +217,4 @@ def test_multiview_order_head_term(root):
     with torch.no_grad():
         expected = torch.nn.functional.cross_entropy(net.multiview_order_logits(x), kind)
     torch.testing.assert_close(out["loss_order_joint"], expected, atol=1e-5, rtol=1e-4)
-    opt = torch.optim.Adam(net.parameters(), 2e-3)
-    first = float(out["loss_order_joint"])
-    for _ in range(30):
-        torch.manual_seed(3)
-        loss = task.loss(net, batch)
-        opt.zero_grad()
-        loss["loss"].backward()
-        opt.step()
-    torch.manual_seed(3)
-    assert float(task.loss(net, batch)["loss_order_joint"]) < 0.5 * first
+    assert _overfit(task, net, batch, seed=3)["loss_order_joint"] < 0.5 * float(out["loss_order_joint"])

@@ -375,10 +375,11 @@ class SynthFeaturesTask(ClipTask):
             order, kind = order.repeat_interleave(v, dim=0), kind_clip.repeat_interleave(v)
         else:
             order, kind = clip_orders(b * v, t, cfg.order_weights, x.device)
-        joint = cfg.model.joint_order > 0
-        if joint:  # the multi-view order head: a second order per multi-view clip, shared by its views
+        mv_order = kind_joint = None
+        if cfg.model.joint_order > 0:  # the multi-view order head: a second order per multi-view clip, shared by its views
             mv_order, kind_joint = clip_orders(b, t, cfg.order_weights, x.device)
-        out = model(x, order, multiview_order=mv_order.repeat_interleave(v, dim=0) if joint else None)
+            mv_order = mv_order.repeat_interleave(v, dim=0)
+        out = model(x, order, multiview_order=mv_order)
         f32 = {k: val.float() for k, val in out.items()}
         channel = rearrange(batch["channel"], "b v -> (b v)")[:, None].expand(b * v, t)
         counts = rearrange(batch["counts"], "b v t g -> (b v) t g")
@@ -412,7 +413,7 @@ class SynthFeaturesTask(ClipTask):
         if w.order_clip > 0:
             votes = rearrange(f32["order"].log_softmax(dim=-1), "(b v) k -> b v k", b=b).sum(dim=1)
             terms["order_clip"] = F.cross_entropy(votes, kind_clip)
-        if joint:
+        if kind_joint is not None:
             terms["order_joint"] = F.cross_entropy(f32["order_joint"], kind_joint)
         total = sum(getattr(w, k) * val for k, val in terms.items())
         return {"loss": total, **{f"loss_{k}": val.detach() for k, val in terms.items()}}
