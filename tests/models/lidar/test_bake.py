@@ -4,7 +4,8 @@ density) and agrees with the exact renderer on a random-weight model (depth and 
 recorded bounds), is chunk-independent and deterministic, and is what ``render_beams`` /
 ``decode_sweep`` use when asked. A sparse bake evaluates exactly the nodes near occupied voxels
 (against a max-pool formulation), equals the dense bake there and is air elsewhere, and still
-follows the analytic scene."""
+follows the analytic scene. The bake keeps the density field's pre-activation (softplus of it is
+the density; air is :data:`AIR_PRE`, what inverting the density gives)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from genesis_drive.errors import ConfigError
 from genesis_drive.models.lidar.ae import LidarAE
 from genesis_drive.models.lidar.bake import (
+    AIR_PRE,
     BakeConfig,
     BakedVolume,
     bake_density,
@@ -21,6 +23,7 @@ from genesis_drive.models.lidar.bake import (
     occupied_nodes,
     render_baked,
 )
+from genesis_drive.models.lidar.march import pre_softplus
 from genesis_drive.models.lidar.sweep import beam_rays, decode_sweep, render_beams
 from genesis_drive.models.lidar.voxel import voxelize
 
@@ -197,6 +200,32 @@ def test_sparse_bake_evaluates_the_nodes_near_occupancy_and_is_air_elsewhere(xy_
     # threshold 0 is the dense bake
     assert torch.equal(bake_density(m, plane, BakeConfig(z_samples=z_samples, xy_factor=xy_factor, z_chunk=5,
                                                          occupancy_threshold=0.0)).sigma, dense.sigma)
+
+
+@pytest.mark.parametrize("xy_factor,threshold", [(1, 0.0), (1, 0.01), (2, 0.01)])
+def test_the_bake_keeps_the_pre_activation_of_the_density(xy_factor, threshold):
+    m = random_model()
+    plane = real_plane(m).clone()
+    p, n_occ = plane.shape[1], m.cfg.grid.height_bins
+    occ = voxelize(GRID, surface_points())
+    plane[:, p - m.cfg.drop_channels - n_occ : p - m.cfg.drop_channels] = 20.0 * (2.0 * occ - 1.0)
+    cfg = BakeConfig(z_samples=12, xy_factor=xy_factor, z_chunk=5, occupancy_threshold=threshold)
+    vol = bake_density(m, plane, cfg)
+    scale = m.cfg.density_scale
+    assert vol.pre is not None and vol.pre.shape == vol.sigma.shape and vol.pre_scale == scale
+    assert AIR_PRE == pytest.approx(float(pre_softplus(torch.zeros(()), scale)), abs=1e-5)
+    air = vol.sigma == 0
+    assert torch.all(vol.pre[air] == AIR_PRE) and (air.any() if threshold > 0 else not air.any())
+    # the density is scale * softplus of it, and inverting the density gives it back
+    torch.testing.assert_close(scale * torch.nn.functional.softplus(vol.pre[~air]), vol.sigma[~air], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(vol.pre, pre_softplus(vol.sigma, scale), rtol=1e-4, atol=1e-4)
+    # a density module without a softplus pre-activation keeps none
+    generic = analytic_model()
+    generic.density = torch.nn.Module()
+    generic.density.forward = lambda dens, pts: m.density(dens, pts)
+    other = bake_density(generic, plane, cfg)
+    assert other.pre is None and other.pre_scale is None
+    torch.testing.assert_close(other.sigma, vol.sigma, rtol=1e-5, atol=1e-5)
 
 
 def test_sparse_baked_depth_still_follows_the_analytic_scene():

@@ -153,13 +153,29 @@ def test_marching_is_deterministic_and_independent_of_threads_batches_and_subset
     v2 = bake_density(m, p2)
     o2, d2 = rays(2)
     both = render_marched(m, p2, v2, o2, d2)
-    alone = render_marched(m, p2[1:], BakedVolume(v2.grid, v2.sigma[1:]), o2[1:], d2[1:])
+    alone = render_marched(m, p2[1:], BakedVolume(v2.grid, v2.sigma[1:], v2.pre[1:], v2.pre_scale), o2[1:], d2[1:])
     assert torch.equal(both.depth[:1], one.depth) and torch.equal(both.depth[1:], alone.depth)
     assert not torch.equal(both.depth[0], both.depth[1])
     # the low-level marcher returns the same depth and opacity
     t0, t1, _ = ray_box_interval(o, d, m.cfg.grid.lower, m.cfg.grid.upper, m.cfg.near, m.cfg.far)
     depth, opacity, _ = march_rays(vol, o, d, t0, t1, softplus_scale=m.cfg.density_scale)
     assert torch.equal(depth, one.depth) and torch.equal(opacity, one.opacity)
+
+
+def test_the_marcher_reads_the_kept_pre_activation(soft):
+    m, plane, vol, o, d = soft
+    assert vol.pre is not None and vol.pre_scale == m.cfg.density_scale
+    kept = render_marched(m, plane, vol, o, d)
+    # without it the marcher inverts the density: the same field up to rounding
+    inverted = render_marched(m, plane, BakedVolume(vol.grid, vol.sigma), o, d)
+    torch.testing.assert_close(kept.depth, inverted.depth, rtol=0, atol=1e-4)
+    torch.testing.assert_close(kept.opacity, inverted.opacity, rtol=0, atol=1e-5)
+    # it is what the lookups read (a denser pre-activation stops rays earlier) ...
+    denser = render_marched(m, plane, BakedVolume(vol.grid, vol.sigma, vol.pre + 3.0, vol.pre_scale), o, d)
+    assert (denser.depth < kept.depth - 1e-3)[denser.valid].float().mean() > 0.9
+    # ... unless it was made for another density scale
+    other = render_marched(m, plane, BakedVolume(vol.grid, vol.sigma, vol.pre + 3.0, 2.0 * vol.pre_scale), o, d)
+    assert torch.equal(other.depth, inverted.depth)
 
 
 def test_render_beams_and_decode_sweep_use_the_marcher_when_asked(soft):

@@ -60,7 +60,12 @@ from .render import (
 )
 from .voxel import BEVGrid, normalised_coords, sample_plane_channels
 
-__all__ = ["BakeConfig", "BakedVolume", "bake_density", "bake_grid", "occupied_nodes", "render_baked"]
+__all__ = ["AIR_PRE", "BakeConfig", "BakedVolume", "bake_density", "bake_grid", "occupied_nodes", "render_baked"]
+
+
+#: Pre-activation of air in :attr:`BakedVolume.pre`: ``log(1e-30)``, where ``softplus^-1`` of a
+#: density below 1e-30 scale units is clamped (:func:`.march.pre_softplus` of 0).
+AIR_PRE = math.log(1e-30)
 
 
 @dataclass(frozen=True)
@@ -114,10 +119,18 @@ class BakeConfig:
 
 @dataclass(frozen=True)
 class BakedVolume:
-    """A baked density: ``sigma`` (b z h w, 1/m) on the nodes of ``grid`` (:func:`bake_grid`)."""
+    """A baked density: ``sigma`` (b z h w, 1/m) on the nodes of ``grid`` (:func:`bake_grid`).
+
+    ``pre`` (b z h w, or None): the pre-activation ``x`` of a softplus density field, ``sigma =
+    pre_scale * softplus(x)`` at the evaluated nodes, clamped below at :data:`AIR_PRE` (the value
+    of air, ``sigma = 0``, and of every node a sparse bake did not evaluate): what
+    :func:`.march.pre_softplus` recovers from ``sigma`` up to rounding, kept by the bake so that the
+    ray marcher need not invert the softplus (None for other density modules)."""
 
     grid: BEVGrid
     sigma: torch.Tensor
+    pre: torch.Tensor | None = None
+    pre_scale: float | None = None
 
 
 def bake_grid(grid: BEVGrid, cfg: BakeConfig) -> BEVGrid:
@@ -154,10 +167,12 @@ def occupied_nodes(model: LidarAE, plane: torch.Tensor, lat: BEVGrid, threshold:
     def cell(v: torch.Tensor, lo: float, step: float, n: int) -> torch.Tensor:
         return ((v - lo) / step).floor().long().clamp(0, n - 1)
 
+    near = near.index_select(1, cell(zs, grid.z_range[0], grid.bin_height, grid.height_bins))
+    if (lat.rows, lat.cols) == (grid.rows, grid.cols):  # the lattice's (x, y) nodes are the voxels' centres
+        return near
     ix = cell(xs, grid.x_range[0], grid.resolution, grid.rows)
     iy = cell(ys, grid.y_range[0], grid.resolution, grid.cols)
-    iz = cell(zs, grid.z_range[0], grid.bin_height, grid.height_bins)
-    return near[:, iz][:, :, ix][:, :, :, iy]
+    return near.index_select(2, ix).index_select(3, iy)
 
 
 @torch.no_grad()
@@ -170,7 +185,8 @@ def bake_density(model: LidarAE, plane: torch.Tensor, cfg: BakeConfig = BakeConf
     matrix products over ``z_chunk`` heights at a time (or, in a sparse bake, over the chosen
     nodes, ``sparse_chunk`` at a time); any other density module is called on the
     lattice points (the same values). ``cfg.occupancy_threshold > 0``: a sparse bake
-    (:class:`BakeConfig`, :func:`occupied_nodes`), air (0) at the nodes not evaluated."""
+    (:class:`BakeConfig`, :func:`occupied_nodes`), air (0) at the nodes not evaluated. With a
+    DensityField the volume keeps the field's pre-activation too (:attr:`BakedVolume.pre`)."""
     with torch.autocast(plane.device.type, enabled=False):
         plane = plane.float()
         dens = model.split(plane).density
@@ -182,19 +198,23 @@ def bake_density(model: LidarAE, plane: torch.Tensor, cfg: BakeConfig = BakeConf
         field = model.density
         sparse = cfg.occupancy_threshold > 0
         out = (torch.zeros if sparse else torch.empty)(b, nz, h * w, device=dev)
+        pre = None
         if sparse:
             chosen = occupied_nodes(model, plane, lat, cfg.occupancy_threshold)
         if isinstance(field, DensityField):
             fc = field.cfg
-            xy = torch.stack((gx.flatten(), gy.flatten(), torch.zeros_like(gx.flatten())), -1)
-            h_xy = sample_plane_channels(fc.grid, dens, xy.expand(b, -1, -1))  # b hidden (h w)
+            if dens.shape[-2:] == (h, w) and (lat.x_range, lat.y_range) == (fc.grid.x_range, fc.grid.y_range):
+                h_xy = dens.reshape(b, -1, h * w)  # the nodes are the plane's cell centres: its bilinear lookup is itself
+            else:
+                xy = torch.stack((gx.flatten(), gy.flatten(), torch.zeros_like(gx.flatten())), -1)
+                h_xy = sample_plane_channels(fc.grid, dens, xy.expand(b, -1, -1))  # b hidden (h w)
             h_z = height_embedding(zs, fc.grid.z_range, fc.height_freqs) @ field.height.weight.T  # z hidden
             if sparse:
-                # the chosen nodes as flat (b z (h w)) indices; their first layer gathered from the per-(x, y)
-                # rows and the per-height rows, the MLP run over cache-sized chunks of them
-                node = chosen.view(-1).nonzero().squeeze(1)
-                row = node // (nz * h * w) * (h * w) + node % (h * w)  # (b h w) row of each node
-                iz = node // (h * w) % nz
+                # the chosen nodes (batch, height, (x, y) column); their first layer gathered from the
+                # per-(x, y) rows and the per-height rows, the MLP run over cache-sized chunks of them
+                ib, iz, ixy = chosen.view(b, nz, h * w).nonzero().unbind(1)
+                row = ixy.add_(ib, alpha=h * w)  # (b h w) row of each node
+                node = row + iz * (h * w) + ib * ((nz - 1) * h * w)  # flat (b z (h w)) index
                 h_xy = h_xy.transpose(1, 2).reshape(b * h * w, -1).contiguous()  # (b h w) hidden: rows contiguous
                 layers = [(layer.weight.T.contiguous(), layer.bias) for layer in field.layers]
                 raw = torch.empty(len(node), device=dev)
@@ -204,16 +224,22 @@ def bake_density(model: LidarAE, plane: torch.Tensor, cfg: BakeConfig = BakeConf
                     for weight, bias in layers:
                         x = F.silu(torch.addmm(bias, x, weight), inplace=True)
                     torch.mv(x, field.out.weight[0], out=raw[s : s + cfg.sparse_chunk])
-                out.view(-1)[node] = fc.density_scale * F.softplus(raw.add_(field.out.bias))
+                raw.add_(field.out.bias)
+                out.view(-1)[node] = fc.density_scale * F.softplus(raw)
+                pre = torch.full_like(out, AIR_PRE)
+                pre.view(-1)[node] = raw.clamp_(min=AIR_PRE)
             else:
+                pre = torch.empty_like(out)
                 for s in range(0, nz, cfg.z_chunk):
                     hz = h_z[s : s + cfg.z_chunk]
                     k = hz.shape[0]
                     x = F.silu((h_xy[:, None] + hz[None, :, :, None]).reshape(b * k, -1, h * w), inplace=True)
                     for layer in field.layers:
                         x = F.silu(torch.baddbmm(layer.bias[:, None], layer.weight.expand(b * k, -1, -1), x), inplace=True)
-                    raw = torch.baddbmm(field.out.bias[:, None], field.out.weight.expand(b * k, -1, -1), x)
-                    out[:, s : s + k] = fc.density_scale * F.softplus(raw.reshape(b, k, h * w))
+                    raw = torch.baddbmm(field.out.bias[:, None], field.out.weight.expand(b * k, -1, -1), x).reshape(b, k, h * w)
+                    out[:, s : s + k] = fc.density_scale * F.softplus(raw)
+                    pre[:, s : s + k] = raw.clamp_(min=AIR_PRE)
+            pre = pre.reshape(b, nz, h, w)
         elif sparse:
             idx = chosen.reshape(b, nz, h * w).nonzero()
             for i in range(b):
@@ -226,7 +252,7 @@ def bake_density(model: LidarAE, plane: torch.Tensor, cfg: BakeConfig = BakeConf
                 pts = torch.stack((gx[None].expand(len(z), -1, -1), gy[None].expand(len(z), -1, -1),
                                    z[:, None, None].expand(-1, h, w)), -1).reshape(1, -1, 3).expand(b, -1, -1)
                 out[:, s : s + len(z)] = field(dens, pts).reshape(b, len(z), h * w)
-        return BakedVolume(lat, out.reshape(b, nz, h, w))
+        return BakedVolume(lat, out.reshape(b, nz, h, w), pre, None if pre is None else float(fc.density_scale))
 
 
 def _lookup(vol: torch.Tensor, on: torch.Tensor, dn: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

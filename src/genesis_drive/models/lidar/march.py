@@ -77,8 +77,10 @@ process loads it).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -259,20 +261,58 @@ def _march_kernel(vol, scale, rays_per_batch, o, d, t_near, t_far, lower, spacin
         t_stop[i] = stop
 
 
+@contextlib.contextmanager
+def _torch_thread_count() -> Iterator[None]:
+    """Run numba's parallel kernels inside on torch's thread count (at most
+    ``NUMBA_NUM_THREADS``), and leave torch's and numba's counts as they were.
+
+    torch's count is read first: numba's first thread call starts its OpenMP pool, which resets the
+    OpenMP thread count that torch shares (numba/numba#9387); torch gets its own count back."""
+    with warnings.catch_warnings():  # numba probes an older TBB once per process and says it skips it
+        warnings.filterwarnings("ignore", message=".*TBB threading layer", category=numba.NumbaWarning)
+        threads = torch.get_num_threads()
+        before = numba.get_num_threads()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        try:
+            yield
+        finally:
+            numba.set_num_threads(before)
+
+
+@numba.njit(cache=True, parallel=True)
+def _block_max_kernel(vol, block, out):  # pragma: no cover - compiled
+    """``out[b, i, j, k]`` = max of ``vol[b]`` (z h w) over the nodes of the cells of block (i, j,
+    k): nodes ``i * block .. min((i + 1) * block, n - 1)`` along each axis (cell c reads nodes c
+    and c + 1, the last cell its clamped border node)."""
+    nb, nz, nh, nw = vol.shape
+    for q in numba.prange(nb * out.shape[1]):
+        b, i = q // out.shape[1], q % out.shape[1]
+        for j in range(out.shape[2]):
+            for k in range(out.shape[3]):
+                m = -np.inf
+                for z in range(i * block, min((i + 1) * block, nz - 1) + 1):
+                    for x in range(j * block, min((j + 1) * block, nh - 1) + 1):
+                        for y in range(k * block, min((k + 1) * block, nw - 1) + 1):
+                            m = max(m, vol[b, z, x, y])
+                out[b, i, j, k] = m
+
+
 def block_maxima(vol: torch.Tensor, block: int) -> torch.Tensor:
     """The largest value a trilinear lookup (:func:`_lookup`: clamped, cells of the node lattice)
-    can return inside each block of ``block`` cells per axis of ``vol`` (b z h w) -> (b,
-    ceil(z / block), ceil(h / block), ceil(w / block)): the maximum over the nodes of the block's
-    cells (a cell's lookups are convex combinations of its 8 corner nodes; the last cell of an
-    axis is the clamped border node)."""
-    m = vol
-    for dim in (1, 2, 3):  # cell maxima: node i and node i + 1 (the border node for the last cell)
-        n = m.shape[dim]
-        m = torch.maximum(m, torch.cat((m.narrow(dim, 1, n - 1), m.narrow(dim, n - 1, 1)), dim=dim)) if n > 1 else m
-    b, nz, nh, nw = m.shape
-    pad = [(-n) % block for n in (nw, nh, nz)]
-    m = torch.nn.functional.pad(m, (0, pad[0], 0, pad[1], 0, pad[2]), value=-math.inf)
-    return m.reshape(b, m.shape[1] // block, block, m.shape[2] // block, block, m.shape[3] // block, block).amax(dim=(2, 4, 6))
+    can return inside each block of ``block`` cells per axis of ``vol`` (b z h w, CPU) -> (b,
+    ceil(z / block), ceil(h / block), ceil(w / block)) float32: the maximum over the nodes of the
+    block's cells (a cell's lookups are convex combinations of its 8 corner nodes; the last cell of
+    an axis is the clamped border node). Compiled (numba, the caller's thread count)."""
+    if block < 1:
+        raise ValueError(f"block_maxima needs blocks of >= 1 cells, got {block}")
+    v = vol.detach().float().contiguous().cpu().numpy()
+    b, nz, nh, nw = v.shape
+    out = np.empty((b, -(-nz // block), -(-nh // block), -(-nw // block)), dtype=np.float32)
+    with _torch_thread_count():
+        _block_max_kernel(v, block, out)
+    return torch.from_numpy(out)
 
 
 def pre_softplus(sigma: torch.Tensor, scale: float) -> torch.Tensor:
@@ -297,16 +337,15 @@ def march_rays(volume: BakedVolume, origins: torch.Tensor, dirs: torch.Tensor, t
     lat = volume.grid
     if softplus_scale is not None and not softplus_scale > 0:
         raise ValueError(f"softplus_scale must be a positive density scale (1/m) or None, got {softplus_scale}")
-    vol_t = (sigma.detach().float() if softplus_scale is None else pre_softplus(sigma.detach(), softplus_scale)).contiguous()
+    if softplus_scale is None:
+        vol_t = sigma.detach().float()
+    elif volume.pre is not None and volume.pre_scale == softplus_scale:  # the bake kept the pre-activation
+        vol_t = volume.pre.detach().float()
+    else:
+        vol_t = pre_softplus(sigma.detach(), softplus_scale)
+    vol = vol_t.contiguous().numpy()
     scale = 0.0 if softplus_scale is None else float(softplus_scale)
     block = int(cfg.skip_block)
-    if block > 0:
-        block_max = block_maxima(vol_t, block).contiguous().numpy()
-        skip = (float(cfg.skip_density) if softplus_scale is None
-                else float(pre_softplus(torch.tensor(cfg.skip_density), softplus_scale)))  # fmt: skip
-    else:
-        block_max, skip = np.zeros((1, 1, 1, 1), dtype=np.float32), -math.inf
-    vol = vol_t.numpy()
     o = origins.detach().float().reshape(-1, 3).contiguous().numpy()
     d = dirs.detach().float().reshape(-1, 3).contiguous().numpy()
     tn = t_near.detach().float().reshape(-1).contiguous().numpy()
@@ -314,20 +353,15 @@ def march_rays(volume: BakedVolume, origins: torch.Tensor, dirs: torch.Tensor, t
     lower = np.asarray(lat.lower, dtype=np.float64)
     spacing = np.asarray((lat.resolution, lat.resolution, lat.bin_height), dtype=np.float64)
     depth, opacity, stop = (np.empty(b * r, dtype=np.float32) for _ in range(3))
-    with warnings.catch_warnings():  # numba probes an older TBB once per process and says it skips it
-        warnings.filterwarnings("ignore", message=".*TBB threading layer", category=numba.NumbaWarning)
-        # torch's count first: numba's first thread call starts its OpenMP pool, which resets the
-        # OpenMP thread count that torch shares (numba/numba#9387); torch gets its own count back
-        threads = torch.get_num_threads()
-        before = numba.get_num_threads()
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-        try:
-            _march_kernel(vol, scale, r, o, d, tn, tf, lower, spacing, float(cfg.step), int(cfg.refine), float(cfg.refine_tau),
-                          float(cfg.min_transmittance), block_max, block, skip, depth, opacity, stop)
-        finally:
-            numba.set_num_threads(before)
+    if block > 0:
+        block_max = block_maxima(torch.from_numpy(vol), block).numpy()
+        skip = (float(cfg.skip_density) if softplus_scale is None
+                else float(pre_softplus(torch.tensor(cfg.skip_density), softplus_scale)))  # fmt: skip
+    else:
+        block_max, skip = np.zeros((1, 1, 1, 1), dtype=np.float32), -math.inf
+    with _torch_thread_count():
+        _march_kernel(vol, scale, r, o, d, tn, tf, lower, spacing, float(cfg.step), int(cfg.refine), float(cfg.refine_tau),
+                      float(cfg.min_transmittance), block_max, block, skip, depth, opacity, stop)
     return tuple(torch.from_numpy(a).reshape(b, r) for a in (depth, opacity, stop))  # type: ignore[return-value]
 
 
