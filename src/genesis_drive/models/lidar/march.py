@@ -11,8 +11,8 @@ interval ``[t_near, t_far]`` of :func:`.render.ray_box_interval` (the same inter
 ``t_far`` as the other renderers):
 
 * **Lookup.** ``MarchConfig.interpolate = "pre_softplus"`` (default) interpolates the density
-  field's pre-activation ``x = softplus^-1(sigma / density_scale)`` (recovered from the baked
-  density, :func:`pre_softplus`) and returns ``density_scale * softplus(x)``: the network's output
+  field's pre-activation ``x = softplus^-1(sigma / density_scale)`` (kept by the bake,
+  :attr:`.bake.BakedVolume.pre`, or else recovered from the baked density, :func:`pre_softplus`) and returns ``density_scale * softplus(x)``: the network's output
   before its last nonlinearity varies smoothly across a surface, the density (0 outside, a few
   hundred 1/m inside) does not, and its trilinear interpolant turns opaque right after the last
   node outside the solid, i.e. up to one lattice spacing early (what :func:`.bake.render_baked`
