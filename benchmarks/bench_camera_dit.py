@@ -55,10 +55,10 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from diffusers import CogVideoXTransformer3DModel
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from genesis_drive.diffusion.flow import add_noise, flow_loss, sample_time, velocity_target
@@ -67,6 +67,9 @@ from genesis_drive.layout.conditions import NUM_KEYPOINTS, ConditionConfig
 from genesis_drive.models.camera.conditions import CONDITION_GROUPS
 from genesis_drive.models.camera.dit import DIT_PRESETS, MultiViewDiT, MultiViewDiTConfig
 from genesis_drive.train.tasks.camera_dit import CAMERA_DIT_PRESETS, CameraDiTConfig, sample_drop
+
+if TYPE_CHECKING:
+    from diffusers import CogVideoXTransformer3DModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import cpu_name  # noqa: E402
@@ -176,6 +179,8 @@ def random_conditions(s: Shape, gen: torch.Generator, device: str | torch.device
 def cogvideox_matched(model: MultiViewDiTConfig, s: Shape, num_layers: int) -> CogVideoXTransformer3DModel:
     """CogVideoX transformer of our width (heads x head width), ``num_layers`` blocks, patch ``p``,
     text tokens of our condition width, sized for ``v t`` frames of ``h x w`` latents."""
+    from diffusers import CogVideoXTransformer3DModel  # here: bench_dit_device imports this module where diffusers is absent
+
     return CogVideoXTransformer3DModel(
         num_attention_heads=model.heads, attention_head_dim=model.width // model.heads, in_channels=s.c,
         out_channels=s.c, time_embed_dim=model.width, text_embed_dim=model.conditions.dim, num_layers=num_layers,
@@ -192,20 +197,22 @@ def n_params(m: torch.nn.Module) -> int:
 
 
 def our_step(model: MultiViewDiT, task: CameraDiTConfig, s: Shape, cond: dict, opt: torch.optim.Optimizer,
-             bf16: bool, with_layout: bool, gen: torch.Generator):
+             bf16: bool, with_layout: bool, gen: torch.Generator, device: torch.device = torch.device("cpu")):
     """One training step as ``CameraDiTTask.loss`` + the loop: sample time / noise / given / drop,
-    forward under autocast, flow loss in fp32, backward, AdamW step."""
-    x0 = torch.randn(s.latents, generator=gen)
-    layout = torch.randn(s.latents, generator=gen) if with_layout else None
+    forward under autocast, flow loss in fp32, backward, AdamW step. Random draws on the CPU
+    (``gen``), moved to ``device``, where the model, ``cond`` and the step run."""
+    x0 = torch.randn(s.latents, generator=gen).to(device)
+    layout = torch.randn(s.latents, generator=gen).to(device) if with_layout else None
     tc = task.time
-    t = sample_time(s.b, kind=tc.kind, mean=tc.mean, std=tc.std, shift=tc.shift, generator=gen)
-    noise = torch.randn(s.latents, generator=gen)
+    t = sample_time(s.b, kind=tc.kind, mean=tc.mean, std=tc.std, shift=tc.shift, generator=gen).to(device)
+    noise = torch.randn(s.latents, generator=gen).to(device)
     given = torch.zeros(s.b, s.t, dtype=torch.bool)
     given[:, 0] = torch.rand(s.b, generator=gen) < task.first_frame_prob
+    given = given.to(device)
     g6 = given[:, None, :, None, None, None]
     xt = torch.where(g6, x0, add_noise(x0, noise, t))
-    drop = sample_drop(s.b, task.drop, generator=gen)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    drop = {k: v.to(device) for k, v in sample_drop(s.b, task.drop, generator=gen).items()}
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         pred = model(xt, t, cond, layout=layout, given=given, drop=drop)
     loss = flow_loss(pred.float(), velocity_target(x0, noise), ~g6)
     opt.zero_grad(set_to_none=True)
