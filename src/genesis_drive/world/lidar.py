@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import open3d as o3d
 
 from ..data.geometry import Pose
 from .config import LidarConfig
@@ -47,17 +46,20 @@ class Hits:
 
 class _Scene:
     def __init__(self, mesh: TriangleMesh, origin: np.ndarray):
+        import open3d as o3d  # here, not at the top: importing the world (its lighting, its presets) needs no ray caster
+
         self.mesh = mesh
+        self._tensor = o3d.core.Tensor
         self.scene = o3d.t.geometry.RaycastingScene()
         if mesh.num_faces:
             v = (mesh.vertices.astype(np.float64) - origin).astype(np.float32)
-            self.scene.add_triangles(o3d.core.Tensor(v), o3d.core.Tensor(mesh.faces.astype(np.uint32)))
+            self.scene.add_triangles(self._tensor(v), self._tensor(mesh.faces.astype(np.uint32)))
 
     def cast(self, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self.mesh.num_faces:
             n = len(rays)
             return np.full(n, np.inf, np.float32), np.full(n, -1, np.int64), np.zeros((n, 3), np.float32)
-        ans = self.scene.cast_rays(o3d.core.Tensor(rays))
+        ans = self.scene.cast_rays(self._tensor(rays))
         prim = ans["primitive_ids"].numpy().astype(np.int64)
         t = ans["t_hit"].numpy()
         prim[~np.isfinite(t)] = -1
