@@ -2,6 +2,7 @@
 
     python benchmarks/bench_camera_quality.py --source HELDOUT_ROOT --work DIR [--checkpoints CKPT]
         [--scenes NAME ...] [--steps 10] [--sampler euler|heun] [--guidance 2.0] [--seed 0] [--captions MANIFEST]
+        [--drop-conditions GROUP ...]
         [--json OUT.json]
 
 Generates the chosen scenes of ``--source`` with ``genesis-drive generate`` in three settings and
@@ -108,6 +109,8 @@ def main() -> None:
     ap.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
     ap.add_argument("--captions", type=Path, default=None,
                     help="DataCrafter manifest of --source for a DiT trained with captions (generate --captions)")
+    ap.add_argument("--drop-conditions", nargs="+", default=[], metavar="GROUP",
+                    help="condition groups left out at sampling (generate --drop-conditions; ablations)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
 
@@ -126,6 +129,8 @@ def main() -> None:
             cmd += ["--checkpoints", str(a.checkpoints)]
         if a.captions is not None:
             cmd += ["--captions", str(a.captions)]
+        if a.drop_conditions:
+            cmd += ["--drop-conditions", *a.drop_conditions]
         t0 = time.perf_counter()
         run(cmd, commands)
         timings[mode] = time.perf_counter() - t0

@@ -102,6 +102,34 @@ def test_noisy_latent_strength(nets, cond):
     assert err[0] < err[1] < err[2] and err[0] < 0.1 * err[2]
 
 
+def test_dropped_groups_leave_the_conditional_branch(nets, cond):
+    _, codec = nets
+    torch.manual_seed(0)
+    dit = pretrained_like(MultiViewDiT(DIT_PRESETS["test"](4)), keep_control_zero=False).eval()  # the layout matters
+    batch = {k: v[None] for k, v in cond.items()}
+    layout = encode_frames(codec, torch.from_numpy(_real(3)))
+    shape = tuple(layout.shape)
+    kw = dict(mode="free", steps=2, seed=0, guidance=1.0)
+    with_layout = sample_latents(dit, batch, shape, layout=layout, **kw)
+    # dropping the layout group is the DiT without its control input, exactly
+    no_layout = sample_latents(dit, batch, shape, layout=layout, drop=("layout",), **kw)
+    assert torch.equal(no_layout, sample_latents(dit, batch, shape, layout=None, **kw))
+    assert not torch.allclose(no_layout, with_layout, atol=1e-3)
+    # the pedestrian keypoints: the same as the condition dropout the DiT trained with, every call
+    calls = []
+    dit_spy = lambda x, t, c, **k: calls.append(k.get("drop")) or dit(x, t, c, **k)  # noqa: E731
+    dit_spy.parameters = dit.parameters
+    peds = sample_latents(dit_spy, batch, shape, layout=layout, drop=("pedestrians",), **kw)
+    assert len(calls) == 2 and all(set(d) == {"pedestrians"} and bool(d["pedestrians"].all()) for d in calls)
+    assert not torch.equal(peds, with_layout)
+    # with guidance the unconditional branch still drops everything
+    calls.clear()
+    sample_latents(dit_spy, batch, shape, layout=layout, drop=("boxes",), **{**kw, "guidance": 2.0})
+    assert sorted(len(d) for d in calls) == [1, 1, 5, 5]
+    with pytest.raises(ConfigError, match=r"--drop-conditions: unknown camera condition group\(s\) \['camera'\]"):
+        sample_latents(dit, batch, shape, drop=("camera",), **kw)
+
+
 def test_bad_mode_and_strength(nets, cond):
     dit, codec = nets
     with pytest.raises(ConfigError, match="unknown mode"):
@@ -160,3 +188,26 @@ def test_generate_root_all_modes(nets, tmp_path, mode):
     with pytest.raises(Exception, match="lacks camera channels"):
         generate_root(root, tmp_path / "gen3", **{**kw, "views": ("CAM_FRONT", "CAM_SIDE")})
     assert not (tmp_path / "gen3").exists()
+
+
+def test_dropped_groups_are_part_of_the_generation_and_its_fingerprint(nets, tmp_path):
+    from genesis_drive.generate.pipeline import camera_fingerprint, generate_root
+    from genesis_drive.generate.shard import fingerprint_diff
+
+    dit, codec = nets
+    root = write_handmade(tmp_path / "src", num_keyframes=2)
+    kw = dict(dit=dit, codec=codec, transform=ConditionTransform(CONFIG), views=CAMERA_CHANNELS, num_frames=5, mode="free",
+              strength=0.5, steps=1, guidance=1.0, progress=False, seed=3)  # fmt: skip
+    plain = generate_root(root, tmp_path / "plain", **kw)
+    boxes = generate_root(root, tmp_path / "boxes", drop=("boxes",), **kw)
+    gen = NuScenesReader(plain)
+    tok = gen.channel_tokens(gen.scene_tokens()[0], "CAM_FRONT")[0]
+    name = gen.sample_data(tok)["filename"]
+    assert (plain / name).read_bytes() != (boxes / name).read_bytes()  # the box tokens were left out
+    fp = dict(dit=dit, codec=codec, transform=kw["transform"], views=CAMERA_CHANNELS, num_frames=5, mode="free", strength=0.5,
+              seed=3, steps=1, guidance=1.0, method="euler", shift=1.0, overlap_latents=1, captions=None)  # fmt: skip
+    a, b = camera_fingerprint(root, **fp), camera_fingerprint(root, drop=("pedestrians", "boxes"), **fp)
+    assert "drop" not in a and fingerprint_diff(a, b) == ["drop: '<absent>' != ['boxes', 'pedestrians']"]
+    with pytest.raises(ConfigError, match="--drop-conditions: unknown camera condition group"):
+        generate_root(root, tmp_path / "bad", drop=("reference",), **kw)
+    assert not (tmp_path / "bad").exists()

@@ -24,12 +24,17 @@ def test_good_arguments_pass(tmp_path):
     args = _args(tmp_path, "--mode", "noisy-latent", "--strength", "0.3", "--seed", "4", "--scenes", "a", "b")
     check_arguments(args)
     assert args.scenes == ["a", "b"] and args.seed == 4 and args.strength == 0.3
+    # camera generation drops its own condition groups (ablations), in any mode
+    args = _args(tmp_path, "--modalities", "camera", "--mode", "first-frame", "--drop-conditions", "pedestrians", "boxes")
+    check_arguments(args)
+    assert args.drop_conditions == ["pedestrians", "boxes"]
 
 
 @pytest.mark.parametrize("extra,match", [
     (("--mode", "sideways"), "--mode: unknown camera mode 'sideways'"),
     (("--modalities", "lidar", "--mode", "free"), "--mode: unknown lidar mode 'free'; expected forecast | copy-reference | reconstruct"),
-    (("--modalities", "lidar", "--mode", "copy-reference", "--drop-conditions", "camera"), "--drop-conditions applies to"),
+    (("--modalities", "lidar", "--mode", "copy-reference", "--drop-conditions", "camera"), "--drop-conditions applies to --modalities lidar with --mode forecast only"),
+    (("--modalities", "camera", "--drop-conditions", "camera"), r"--drop-conditions: unknown camera condition group\(s\) \['camera'\]"),
     (("--mode", "noisy-latent", "--strength", "1.5"), r"--strength must be in \[0, 1\], got 1.5"),
     (("--mode", "noisy-latent", "--strength", "-0.1"), r"--strength must be in \[0, 1\]"),
     (("--strength", "0.5"), "--strength applies to --mode noisy-latent only"),

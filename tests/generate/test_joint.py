@@ -201,7 +201,7 @@ def test_errors_are_one_line_and_write_nothing(root, joint_ckpts, ckpts, tmp_pat
     assert _joint(short, out, joint_ckpts) == 1
     assert "scene scene-0001: a scene of 2 keyframes is too short" in _one_error_line(capsys)
     for extra, match in [(("--lidar-reference", "fake"), "--lidar-reference: unknown 'fake'; expected real | none"),
-                         (("--drop-conditions", "camera"), "--drop-conditions applies to --modalities lidar only"),
+                         (("--drop-conditions", "camera"), "--drop-conditions applies to --modalities camera or lidar alone"),
                          (("--mode", "forecast"), "--mode: unknown camera mode 'forecast'")]:  # fmt: skip
         assert _joint(root, out, joint_ckpts, *extra) == 1
         assert match in _one_error_line(capsys)

@@ -12,6 +12,8 @@ Modes (``mode``):
 Given latents may be combined with any mode (the rollout gives the previous chunk's frames in all
 three). Classifier-free guidance: ``guidance`` scales ``v_uncond + g (v_cond - v_uncond)``; the
 unconditional branch drops every condition group (:data:`models.camera.conditions.CONDITION_GROUPS`).
+``drop`` removes groups from the conditional branch too (ablations: the DiT without pedestrian
+keypoints, boxes, ego, caption or layout video, as its condition dropout trained it).
 Seeded: one CPU ``torch.Generator`` per clip, so the same seed gives the same bytes.
 
 Shapes: latents ``b v t c h w`` (normalised, as :class:`models.codec.LatentCodec` encodes them);
@@ -20,7 +22,7 @@ frames ``v t h w 3`` uint8 RGB.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,9 +34,16 @@ from ..models.camera.conditions import CONDITION_GROUPS
 from ..models.camera.dit import MultiViewDiT
 from ..models.codec import LatentCodec
 
-__all__ = ["MODES", "sample_latents", "encode_frames", "decode_frames", "generate_chunk"]
+__all__ = ["MODES", "check_drop", "sample_latents", "encode_frames", "decode_frames", "generate_chunk"]
 
 MODES = ("free", "first-frame", "noisy-latent")
+
+
+def check_drop(drop: Sequence[str]) -> None:
+    """ConfigError naming ``--drop-conditions`` unless every group is one of :data:`CONDITION_GROUPS`."""
+    bad = [g for g in drop if g not in CONDITION_GROUPS]
+    if bad:
+        raise ConfigError(f"--drop-conditions: unknown camera condition group(s) {bad}; expected names from {CONDITION_GROUPS}")
 
 
 @torch.no_grad()
@@ -53,6 +62,7 @@ def sample_latents(
     method: str = "euler",
     shift: float = 1.0,
     seed: int = 0,
+    drop: Sequence[str] = (),
 ) -> torch.Tensor:
     """Latents ``shape = (b v t c h w)`` sampled from the DiT (see the module doc).
 
@@ -61,7 +71,9 @@ def sample_latents(
     real_latents: ``(b v t c h w)`` (required in noisy-latent mode). layout: the layout video's
     latents for the control branch, ``shape`` like the output, or None. shift: the sampler's time
     grid shift (:func:`diffusion.samplers.time_grid`; the DiT run's ``time.shift``, 1 = uniform).
+    drop: condition groups left out of both branches (:data:`CONDITION_GROUPS`).
     """
+    check_drop(drop)
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; expected {' | '.join(MODES)}")
     if not 0.0 <= strength <= 1.0:
@@ -86,9 +98,10 @@ def sample_latents(
         x = real_latents.to(device).float().clone()
         return keep(x, torch.zeros(b, device=device)) if keep is not None else x
     drop_all = {g: torch.ones(b, dtype=torch.bool, device=device) for g in CONDITION_GROUPS}
+    dropped = {g: drop_all[g] for g in drop} or None
 
     def v_cond(x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        return dit(x, time, cond, layout=layout, given=given)
+        return dit(x, time, cond, layout=layout, given=given, drop=dropped)
 
     def v_uncond(x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         return dit(x, time, cond, layout=layout, given=given, drop=drop_all)
@@ -130,6 +143,7 @@ def generate_chunk(
     method: str = "euler",
     shift: float = 1.0,
     seed: int = 0,
+    drop: Sequence[str] = (),
 ) -> np.ndarray:
     """One clip's frames ``(v t h w 3)`` uint8, from its condition tensors (unbatched, the
     :class:`layout.conditions.ConditionTransform` output of a ``t = 4k+1``-frame clip).
@@ -137,6 +151,7 @@ def generate_chunk(
     given_frames: ``(v f h w 3)`` uint8, ``f = 4 (m - 1) + 1``: frames to continue (encoded, kept as
     the first ``m`` latent frames). real_frames: ``(v t h w 3)`` uint8, the real clip (noisy-latent mode).
     The layout video (``cond["layout"]``) is encoded with the codec for the control branch.
+    drop: condition groups left out at sampling (:func:`sample_latents`).
     """
     device = next(dit.parameters()).device
     batch = {k: x[None].to(device) for k, x in cond.items() if isinstance(x, torch.Tensor)}
@@ -148,5 +163,5 @@ def generate_chunk(
     if real is not None and tuple(real.shape) != shape:
         raise ConfigError(f"real frames encode to {tuple(real.shape)}, the layout to {shape}: give the clip's own frames")
     z = sample_latents(dit, batch, shape, mode=mode, given_latents=given, real_latents=real, strength=strength, layout=layout,
-                       steps=steps, guidance=guidance, method=method, shift=shift, seed=seed)  # fmt: skip
+                       steps=steps, guidance=guidance, method=method, shift=shift, seed=seed, drop=drop)  # fmt: skip
     return decode_frames(codec, z)

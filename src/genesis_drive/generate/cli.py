@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import ConfigError, DataError
-from .camera import MODES
+from .camera import MODES, check_drop
 from .joint import LIDAR_REFERENCES
 from .lidar import LIDAR_MODES
 from .shard import Split, parse_shard, parts_dir, torchrun_rank
@@ -69,6 +69,7 @@ examples:
   genesis-drive generate --from ROOT --out OUT --modalities camera --mode noisy-latent --strength 0.6 --checkpoints runs/ckpts
   genesis-drive generate --from data/st_heldout --out gen/lidar --modalities lidar --mode forecast --seed 0
   genesis-drive generate --from data/st_heldout --out gen/lidar-nocam --modalities lidar --mode forecast --drop-conditions camera
+  genesis-drive generate --from data/st_heldout --out gen/cam-nopose --modalities camera --drop-conditions pedestrians
   genesis-drive generate --from data/st_heldout --out gen/joint-noref --modalities camera lidar --lidar-reference none
   genesis-drive generate --from data/st_train --out gen/train --shard 3/16      (SLURM / Ray: one shard's parts)
   genesis-drive generate --from data/st_train --out gen/train --merge-only      (then OUT from all parts)
@@ -102,8 +103,8 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                    help=f"camera,lidar only: {' | '.join(LIDAR_REFERENCES)}: the LiDAR DiT's reference sweep is keyframe 0's "
                         "real sweep, then its own generated sweeps (real), or dropped (none: layout + video only); default real")
     p.add_argument("--drop-conditions", nargs="+", default=[], metavar="GROUP",
-                   help="lidar forecast only: condition groups left out at sampling, for ablations (reference, camera, "
-                        "layout, boxes, ego)")
+                   help="condition groups left out at sampling, for ablations: --modalities camera (caption, ego, boxes, "
+                        "pedestrians, layout) or lidar --mode forecast (reference, camera, layout, boxes, ego)")
     p.add_argument("--strength", type=float, default=None, metavar="S",
                    help=f"noisy-latent mode only: noise level in [0, 1] the real latents start from (1 = pure noise; "
                         f"default {DEFAULT_STRENGTH})")
@@ -172,14 +173,16 @@ def check_arguments(args: argparse.Namespace) -> None:
     reference = getattr(args, "lidar_reference", None)
     if is_joint(args):
         if args.drop_conditions:
-            raise ConfigError("--drop-conditions applies to --modalities lidar only (with camera,lidar the reference is "
-                              "chosen by --lidar-reference real | none)")  # fmt: skip
+            raise ConfigError("--drop-conditions applies to --modalities camera or lidar alone (with camera,lidar the "
+                              "reference is chosen by --lidar-reference real | none)")  # fmt: skip
         if reference is not None and reference not in LIDAR_REFERENCES:
             raise ConfigError(f"--lidar-reference: unknown {reference!r}; expected {' | '.join(LIDAR_REFERENCES)}")
     elif reference is not None:
         raise ConfigError("--lidar-reference applies to --modalities camera,lidar only")
-    if args.drop_conditions and mode != "forecast":
-        raise ConfigError("--drop-conditions applies to --modalities lidar --mode forecast only")
+    if args.drop_conditions and lidar and mode != "forecast":
+        raise ConfigError("--drop-conditions applies to --modalities lidar with --mode forecast only")
+    if not lidar and not is_joint(args):
+        check_drop(args.drop_conditions)
     if args.strength is not None and not 0.0 <= args.strength <= 1.0:
         raise ConfigError(f"--strength must be in [0, 1], got {args.strength}")
     if args.strength is not None and mode != "noisy-latent":
@@ -342,7 +345,8 @@ def _run_modalities(args: argparse.Namespace, device, split: Split) -> int:
         args.source, args.out, dit=nets.dit, codec=nets.vae, transform=ConditionTransform(cfg.conditions),
         views=cfg.views, num_frames=cfg.clips.num_frames, mode=mode, strength=strength(args), scenes=args.scenes,
         seed=args.seed, steps=args.steps, guidance=camera_guidance(args), method=args.sampler, shift=cfg.time.shift,
-        captions=args.captions, overwrite=args.overwrite, progress=not args.no_progress, split=split,
+        captions=args.captions, drop=args.drop_conditions, overwrite=args.overwrite, progress=not args.no_progress,
+        split=split,
     )  # fmt: skip
     if not _after(args, split):
         return 0

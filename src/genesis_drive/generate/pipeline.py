@@ -25,7 +25,7 @@ from ..errors import ConfigError, DataError
 from ..layout.conditions import ConditionTransform
 from ..models.camera.dit import MultiViewDiT
 from ..models.codec import LatentCodec
-from .camera import MODES, generate_chunk
+from .camera import MODES, check_drop, generate_chunk
 from .captions import ManifestCaptions
 from .rollout import plan_rollout
 from .root import RootPlan, out_occupied, plan_generated_root, write_root_base, write_scene_files
@@ -37,10 +37,11 @@ __all__ = ["generate_root", "CameraJob", "camera_job", "camera_fingerprint"]
 
 def camera_fingerprint(source: Path, *, dit: MultiViewDiT, codec: LatentCodec, transform: ConditionTransform, views: Sequence[str],
                        num_frames: int, mode: str, strength: float, seed: int, steps: int, guidance: float, method: str,
-                       shift: float, overlap_latents: int, captions: str | Path | None) -> dict:  # fmt: skip
+                       shift: float, overlap_latents: int, captions: str | Path | None, drop: Sequence[str] = ()) -> dict:  # fmt: skip
     """The fingerprint of a camera generation's parts (:mod:`generate.shard`): everything its bytes
-    depend on (the strength only in noisy-latent mode)."""
+    depend on (the strength only in noisy-latent mode; the dropped condition groups when any)."""
     return {
+        **({"drop": sorted(drop)} if drop else {}),
         "task": "camera", "mode": mode, "strength": strength if mode == "noisy-latent" else None, "seed": seed, "steps": steps,
         "guidance": guidance, "sampler": method, "shift": shift, "overlap_latents": overlap_latents, "views": list(views),
         "num_frames": num_frames, "conditions": config_sha256(transform.config), "captions": path_sha256(captions),
@@ -98,9 +99,11 @@ def camera_job(
     shift: float,
     overlap_latents: int,
     captions: str | Path | None,
+    drop: Sequence[str] = (),
 ) -> CameraJob:
     """Check a camera generation's options and the source (one-line DataError / ConfigError before
     any sampling) and prepare it; arguments as :func:`generate_root`."""
+    check_drop(drop)
     if mode not in MODES:
         raise ConfigError(f"--mode: unknown mode {mode!r}; expected {' | '.join(MODES)}")
     if not 0.0 <= strength <= 1.0:
@@ -128,7 +131,7 @@ def camera_job(
     plan = plan_generated_root(source, names, views, size)
     fingerprint = camera_fingerprint(source, dit=dit, codec=codec, transform=transform, views=views, num_frames=num_frames,
                                      mode=mode, strength=strength, seed=seed, steps=steps, guidance=guidance, method=method,
-                                     shift=shift, overlap_latents=overlap_latents, captions=captions)  # fmt: skip
+                                     shift=shift, overlap_latents=overlap_latents, captions=captions, drop=drop)  # fmt: skip
 
     def chunk_fn(clip, given, chunk_seed):
         real = np.ascontiguousarray(np.moveaxis(clip.images, 0, 1)) if mode == "noisy-latent" else None
@@ -136,7 +139,7 @@ def camera_job(
         cond = transform(clip, caption_of(clip) if caption_of is not None else None)
         return generate_chunk(dit, codec, cond, mode=chunk_mode, given_frames=given, real_frames=real,
                               strength=strength, steps=steps, guidance=guidance,
-                              method=method, shift=shift, seed=chunk_seed)  # fmt: skip
+                              method=method, shift=shift, seed=chunk_seed, drop=drop)  # fmt: skip
 
     return CameraJob(reader, names, by_name, index, plan, chunks_of, chunk_fn, overlap_latents, first_given, seed, fingerprint)
 
@@ -160,6 +163,7 @@ def generate_root(
     shift: float = 1.0,
     overlap_latents: int = 1,
     captions: str | Path | None = None,
+    drop: Sequence[str] = (),
     overwrite: bool = False,
     progress: bool = True,
     split: Split | None = None,
@@ -171,7 +175,8 @@ def generate_root(
     scene is given, in noisy-latent mode every chunk starts from its real latents noised to
     ``strength``. captions: a DataCrafter manifest of ``source`` with embeddings; each chunk gets the
     global caption embedding of its best-overlapping kept clip (:class:`generate.captions.ManifestCaptions`);
-    None: no caption (the DiT's caption-dropped condition). Nothing is left at ``out`` on failure.
+    None: no caption (the DiT's caption-dropped condition). drop: condition groups left out at
+    sampling (:func:`generate.camera.sample_latents`; ablations). Nothing is left at ``out`` on failure.
 
     Each scene is one part in ``OUT.parts/`` (:mod:`generate.shard`): a rerun skips the scenes whose
     part is complete; ``split`` (default: every scene, then the merge) shards the scenes over processes.
@@ -181,7 +186,7 @@ def generate_root(
         raise DataError("already exists and is not empty (pass --overwrite to replace it)", out, "--out")
     job = camera_job(source, dit=dit, codec=codec, transform=transform, views=views, num_frames=num_frames, mode=mode,
                      strength=strength, scenes=scenes, seed=seed, steps=steps, guidance=guidance, method=method, shift=shift,
-                     overlap_latents=overlap_latents, captions=captions)  # fmt: skip
+                     overlap_latents=overlap_latents, captions=captions, drop=drop)  # fmt: skip
     split = split or Split()
     mine = shard_scenes(job.names, split.index, split.count) if split.generate else []
     with tqdm(total=sum(job.chunks_of[n] for n in mine), desc="generate", unit="chunk", disable=not progress or not mine) as bar:
