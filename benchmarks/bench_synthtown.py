@@ -307,10 +307,10 @@ def camera_ablation_notes(checkpoints: Path | None) -> dict[str, str]:
     else:
         notes["no-captions"] = (f"not measured: the camera DiT was trained with captions ({manifest}); the ablation needs a second "
                                 "DiT trained without them (generation without --captions only feeds the caption-dropped token)")  # fmt: skip
-    notes["no-pose"] = ("not measured: needs a camera DiT trained without pose keypoints; `generate` has no inference-time drop "
-                        f"of the pedestrian-keypoint group (trained with drop p={drop.get('pedestrians')}), and the layout video "
-                        f"draws the skeletons too (camera_layout.skeletons={skeletons}), so dropping the tokens alone would not "
-                        "remove the pose")  # fmt: skip
+    notes["no-pose"] = ("not measured here: needs a camera DiT trained without pose keypoints (drop.pedestrians=1 and "
+                        "conditions.camera_layout.skeletons=false), generated with `--drop-conditions pedestrians`; this one "
+                        f"was trained with drop p={drop.get('pedestrians')} and camera_layout.skeletons={skeletons}, so dropping "
+                        "its keypoint tokens alone would leave the skeletons of the layout video")  # fmt: skip
     return notes
 
 
