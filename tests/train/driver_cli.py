@@ -46,7 +46,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="genesis-drive")
     train_cli.register(parser.add_subparsers(dest="command"))
     leave_group = distributed.shutdown_distributed
-    distributed.shutdown_distributed = lambda: None  # keep the group for the next run
+    distributed.shutdown_distributed = lambda synchronize=True: None  # keep the group for the next run
+    code = 1
     try:
         for run_argv in runs:
             args = parser.parse_args(run_argv)
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> int:
         print(f"genesis-drive train: error: {e}", file=sys.stderr)
         return 1
     finally:
-        leave_group()
+        leave_group(synchronize=code == 0)
     return 0
 
 

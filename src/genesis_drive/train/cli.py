@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ConfigError("--out RUN_DIR is required to train")
     env = init_distributed(cfg.train.device)
+    finished = False
     try:
         task = task_def.build(cfg, args.data)
         info = {"preset": args.preset, "config_files": [str(p) for p in args.config_files],
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 "argv": sys.argv}
         train(task, cfg, args.out, task_name=args.task, resume=args.resume, init_from=args.init_from, env=env,
               run_info=info)
+        finished = True
     finally:
-        shutdown_distributed()
+        shutdown_distributed(synchronize=finished)
     return 0

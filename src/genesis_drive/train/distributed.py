@@ -102,9 +102,17 @@ def init_distributed(device: str = "auto") -> DistEnv:
     return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev)
 
 
-def shutdown_distributed() -> None:
-    """Leave the process group (no-op when there is none)."""
+def shutdown_distributed(synchronize: bool = True) -> None:
+    """Leave the process group (no-op when there is none).
+
+    With ``synchronize`` every rank first meets at a barrier, so that no rank tears its connections
+    down while a peer still has a collective in flight (gloo then aborts the slower rank with
+    "terminate called without an active exception"). Pass False on an error path, where a peer
+    may never reach the barrier.
+    """
     if dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
 
 
