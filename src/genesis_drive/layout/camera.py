@@ -21,7 +21,7 @@ Boxes whose category has no detection class are not drawn.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import cv2
@@ -41,6 +41,7 @@ __all__ = [
     "render_layout",
     "frame_layout",
     "clip_layout",
+    "frame_detail_mask",
 ]
 
 #: Faces of a box as indices into :meth:`Box3D.corners` (devkit order: 0-3 front face,
@@ -217,3 +218,12 @@ def clip_layout(
 ) -> np.ndarray:
     """Layout video of the clip: (T, V, H, W, 3) uint8 (see :func:`frame_layout`)."""
     return np.stack([frame_layout(clip, t, config, image_size) for t in range(clip.num_frames)])
+
+
+def frame_detail_mask(
+    clip: Clip, t: int, config: CameraLayoutConfig = CameraLayoutConfig(), image_size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """(V, H, W) bool: the pixels of frame ``t``'s layout images (:func:`frame_layout`) that its
+    lines, boxes and skeletons cover, i.e. everything but the filled map polygons (road, walkway,
+    crossing areas): the thin and small things a generator most easily misses."""
+    return frame_layout(clip, t, replace(config, map_polygons=()), image_size).any(axis=-1)

@@ -1,6 +1,6 @@
 """camera-dit task: builds on a saved test-size VAE, one loop step with the VAE frozen and out of the
 checkpoint, one batch overfits, a given first latent frame is clean in x_t and out of the loss,
-caption embeddings reach the DiT, config checks."""
+caption embeddings reach the DiT, the detail-weighted loss, config checks."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ import torch
 from torch import nn
 
 from genesis_drive.config import config_from_dict, config_to_dict
+from genesis_drive.diffusion.flow import sample_time
 from genesis_drive.errors import ConfigError
 from genesis_drive.models.camera.vae import VideoVAE, VideoVAEConfig
 from genesis_drive.train import checkpoint as ckpt
 from genesis_drive.train.loop import train
-from genesis_drive.train.tasks.camera_dit import CAMERA_DIT_TASK, CameraDiTConfig, CameraDiTTask, DropConfig, sample_drop, to_latents
+from genesis_drive.layout.camera import frame_detail_mask, frame_layout
+from genesis_drive.train.tasks.camera_dit import (CAMERA_DIT_TASK, CameraDiTConfig, CameraDiTTask, DropConfig,
+                                                  latent_cell_mask, sample_drop, to_latents)  # fmt: skip
 from genesis_drive.train.tasks.camera_dit import test as dit_test_preset
 from genesis_drive.train.tasks.camera_vae import CameraVAEConfig
 from genesis_drive.train.tasks.clip_task import ClipCut
@@ -220,3 +223,80 @@ def test_latent_cache_fills_once_and_gives_the_same_loss(task_and_batch, tmp_pat
 
     with pytest.raises(DataError, match="codec_version"):
         other.train_dataset()[0]
+
+
+def test_latent_cell_mask_groups_pixels_like_the_causal_vae():
+    m = torch.zeros(2, 9, 16, 24, dtype=torch.bool)  # v t h w: 9 frames -> latents [0], [1-4], [5-8]
+    m[0, 0, 3, 10] = True  # frame 0 -> latent 0, cell (0, 1)
+    m[1, 5, 15, 23] = True  # frame 5 -> latent 2, cell (1, 2)
+    m[1, 4, 8, 0] = True  # frame 4 -> latent 1, cell (1, 0)
+    cells = latent_cell_mask(m, spatial=8, temporal=4)
+    assert cells.shape == (2, 3, 2, 3)
+    assert sorted(map(tuple, cells.nonzero().tolist())) == [(0, 0, 0, 1), (1, 1, 1, 0), (1, 2, 1, 2)]
+    with pytest.raises(ValueError, match="tile"):
+        latent_cell_mask(m[..., :20], spatial=8, temporal=4)
+    with pytest.raises(ValueError, match="k \\+ 1"):
+        latent_cell_mask(m[:, :8], spatial=8, temporal=4)
+
+
+def test_detail_weight_weighs_the_cells_of_lines_and_boxes(task_and_batch, tmp_path):
+    task, batch = task_and_batch
+    w = 3.0
+    weighted = CameraDiTTask(dataclasses.replace(task.cfg, detail_weight=w), task.data_root)
+    ds = weighted.train_dataset()
+    item, clip = ds[0], ds.index.load(0)
+    mask = item["detail_mask"]
+    assert mask.shape == (2, 2, 4, 8) and mask.dtype == torch.bool  # v t' h' w' of a 5-frame 64 x 32 clip
+    assert 0 < mask.float().mean() < 1  # the handmade root has lanes and boxes, and open road
+    # the mask's pixels: what the layout draws outside the filled map polygons (lines, boxes)
+    drawn = item["layout"].any(dim=2).numpy()  # v t h w
+    layout_cfg = task.cfg.conditions.camera_layout
+    detail = np.stack([frame_detail_mask(clip, t, layout_cfg, task.cfg.image_size) for t in range(clip.num_frames)], axis=1)
+    assert (drawn | ~detail).all() and detail.sum() < drawn.sum()
+    assert torch.equal(mask, latent_cell_mask(torch.from_numpy(detail), 8, 4))
+    lines_only = frame_layout(clip, 0, dataclasses.replace(layout_cfg, map_polygons=(), map_lines=()), task.cfg.image_size)
+    assert lines_only.any() and (detail[:, 0] | ~lines_only.any(axis=-1)).all()  # boxes are part of it
+    wb = weighted.collate([ds[0], ds[1]])
+    torch.testing.assert_close(wb["images"], batch["images"])
+
+    class Recorder(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.preds = inner, []
+
+        def forward(self, *a, **kw):
+            out = self.inner(*a, **kw)
+            self.preds.append(out)
+            return out
+
+    model = Recorder(_model(task))
+    for p in model.inner.final.parameters():  # a non-zero prediction error that differs per cell
+        nn.init.normal_(p, std=0.2)
+    with torch.no_grad():
+        plain, heavy = _loss(task, model, batch), _loss(weighted, model, wb)
+    torch.testing.assert_close(model.preds[0], model.preds[1])  # same seed: same inputs, same prediction
+    torch.manual_seed(1)
+    x0 = to_latents(task.vae, batch["images"])
+    b, tl = x0.shape[0], x0.shape[2]
+    tc = task.cfg.time
+    sample_time(b, kind=tc.kind, mean=tc.mean, std=tc.std, shift=tc.shift)  # the loss's draws, in its order
+    noise = torch.randn_like(x0)
+    given = torch.rand(b) < task.cfg.first_frame_prob
+    err = (model.preds[1] - (noise - x0)) ** 2  # b v t' c h' w'
+    keep = torch.ones(b, 1, tl, 1, 1, 1)
+    keep[:, 0, 0] = (~given).float().view(b, 1, 1, 1)
+    weight = keep * (1 + w * wb["detail_mask"][:, :, :, None].float())
+    torch.testing.assert_close(heavy, (err * weight).sum() / torch.broadcast_to(weight, err.shape).sum())
+    torch.testing.assert_close(plain, (err * keep).sum() / torch.broadcast_to(keep, err.shape).sum())
+    assert not torch.allclose(heavy, plain)
+    # the mask travels through the latent cache, which is keyed apart from the unweighted one
+    cached = CameraDiTTask(dataclasses.replace(weighted.cfg, latent_cache=str(tmp_path / "cache")), task.data_root)
+    cds = cached.train_dataset()
+    assert torch.equal(cds[0]["detail_mask"], mask)
+    torch.testing.assert_close(_loss(cached, model, cached.collate([cds[0], cds[1]])), heavy)
+    from genesis_drive.errors import DataError
+
+    with pytest.raises(DataError):
+        CameraDiTTask(dataclasses.replace(task.cfg, latent_cache=str(tmp_path / "cache")), task.data_root).train_dataset()[0]
+    with pytest.raises(ConfigError, match="detail_weight"):
+        dataclasses.replace(task.cfg, detail_weight=-1.0)

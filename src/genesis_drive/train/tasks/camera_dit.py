@@ -18,6 +18,11 @@ Loss per micro-batch (rectified flow of :mod:`genesis_drive.diffusion.flow`, ``t
     drop[g] ~ Bernoulli(drop.<g>) | Bernoulli(drop.all)   # classifier-free guidance dropout
     loss = mean over non-given latent frames of |DiT(x_t, t, cond, layout=l, given, drop) - (eps - x0)|^2
 
+With ``detail_weight`` w > 0 the mean is weighted: latent cells that the layout's lines, boxes
+and skeletons cover (:func:`~genesis_drive.layout.camera.frame_detail_mask`, any covered pixel
+of the cell's 8 x 8 pixels and camera frames) weigh ``1 + w``, the rest 1; the mask
+(``detail_mask``, ``v t' h' w'``) is made with the sample and kept in the latent cache.
+
 With ``latent_cache`` set (a folder), the training clips go through a latent cache that fills as
 it is read (:class:`~genesis_drive.data.latent_cache.FillingLatentDataset`): a clip's image and
 layout latents and condition tensors are computed once (JPEG decoding, layout rendering, VAE) and
@@ -56,9 +61,10 @@ from ...diffusion.flow import add_noise, flow_loss, sample_time, velocity_target
 from ...diffusion.samplers import sample
 from ...errors import ConfigError
 from ...layout import conditions as condition_presets
+from ...layout.camera import frame_detail_mask
 from ...layout.conditions import ConditionConfig, ConditionTransform
 from ...models.camera import dit as dit_presets
-from ...models.camera.conditions import CONDITION_GROUPS, random_drop
+from ...models.camera.conditions import CONDITION_GROUPS, latent_frame_groups, random_drop
 from ...models.camera.dit import MultiViewDiT, MultiViewDiTConfig
 from ...models.camera.vae import VideoVAE
 from ..checkpoint import load_run_model
@@ -75,6 +81,7 @@ __all__ = [
     "CameraDiTTask",
     "to_latents",
     "sample_drop",
+    "latent_cell_mask",
     "tiny",
     "paper",
     "test",
@@ -137,7 +144,8 @@ class CameraDiTConfig:
     first_frame_prob: probability that latent frame 0 is given clean (first-frame mode).
     drop: condition dropout. time: training time distribution. preview_steps: Heun steps of the
     preview sample. latent_cache: folder of the training clips' latent cache ("" = encode every
-    step; module docstring).
+    step; module docstring). detail_weight: extra flow-loss weight on the latent cells the
+    layout's lines, boxes and skeletons cover (0 = uniform; module docstring).
     """
 
     model: MultiViewDiTConfig = field(default_factory=lambda: dit_presets.tiny(16))
@@ -151,6 +159,7 @@ class CameraDiTConfig:
     time: TimeConfig = field(default_factory=TimeConfig)
     preview_steps: int = 10
     latent_cache: str = ""
+    detail_weight: float = 0.0
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -173,6 +182,8 @@ class CameraDiTConfig:
             raise ConfigError(f"first_frame_prob must be in [0, 1], got {self.first_frame_prob}")
         if self.preview_steps < 1:
             raise ConfigError(f"preview_steps must be >= 1, got {self.preview_steps}")
+        if not self.detail_weight >= 0:
+            raise ConfigError(f"detail_weight must be >= 0, got {self.detail_weight}")
         if self.model.conditions.num_classes != len(self.conditions.tokens.classes):
             raise ConfigError(f"model.conditions.num_classes {self.model.conditions.num_classes} must equal the "
                               f"{len(self.conditions.tokens.classes)} box classes of conditions.tokens.classes")  # fmt: skip
@@ -203,20 +214,42 @@ def sample_drop(b: int, drop: DropConfig, device: torch.device | None = None,
     return {g: m | every for g, m in out.items()}
 
 
-class DiTSamples:
-    """Clip -> ``{"images": uint8 v t c h w, **ConditionTransform(clip)}``. Picklable."""
+def latent_cell_mask(mask: torch.Tensor, spatial: int, temporal: int) -> torch.Tensor:
+    """Pixel mask ``v t h w`` (bool, ``t = temporal k + 1`` camera frames) -> latent-cell mask
+    ``v t' h' w'``: a cell is True when any pixel of its ``spatial x spatial`` block is, in any of
+    the camera frames its latent frame encodes (latent 0 = frame 0, latent j = frames
+    ``temporal (j - 1) + 1 .. temporal j``: the causal VAE's grouping)."""
+    v, t, h, w = mask.shape
+    if h % spatial or w % spatial:
+        raise ValueError(f"mask of {h} x {w} pixels does not tile into {spatial} x {spatial} cells")
+    index, valid = latent_frame_groups(t, temporal, device=mask.device)
+    grouped = (mask[:, index] & valid[None, :, :, None, None]).any(dim=2)  # v t' h w
+    return rearrange(grouped, "v t (y sy) (x sx) -> v t y x (sy sx)", sy=spatial, sx=spatial).any(dim=-1)
 
-    def __init__(self, conditions: ConditionConfig):
+
+class DiTSamples:
+    """Clip -> ``{"images": uint8 v t c h w, **ConditionTransform(clip)}``, plus ``detail_mask``
+    (bool ``v t' h' w'``, :func:`latent_cell_mask` of :func:`frame_detail_mask`) when
+    ``detail_cells`` = (spatial, temporal compression) is given. Picklable."""
+
+    def __init__(self, conditions: ConditionConfig, detail_cells: tuple[int, int] | None = None):
         self.transform = ConditionTransform(conditions)
+        self.detail_cells = detail_cells
 
     def __call__(self, clip: Clip) -> dict[str, torch.Tensor]:
         out = self.transform(clip)
         out["images"] = torch.from_numpy(rearrange(clip.images, "t v h w c -> v t c h w").copy())
+        if self.detail_cells is not None:
+            cfg = self.transform.config
+            pixels = np.stack([frame_detail_mask(clip, t, cfg.camera_layout, cfg.image_size)
+                               for t in range(clip.num_frames)], axis=1)  # v t h w
+            out["detail_mask"] = latent_cell_mask(torch.from_numpy(pixels), *self.detail_cells)
         return out
 
 
 #: Batch keys that are not DiT conditions (the images are the data; the layout video is encoded).
-_NOT_CONDITIONS = ("images", "layout", "latents", "layout_latents", "caption", "clip_id", "caption_embedding")
+_NOT_CONDITIONS = ("images", "layout", "latents", "layout_latents", "caption", "clip_id", "caption_embedding",
+                   "detail_mask")
 
 
 # ----------------------------------------------------------------------------- task
@@ -246,7 +279,9 @@ class CameraDiTTask(ClipTask):
         return self.clips.spec(self.cfg.views, self.cfg.image_size, lidar="none")
 
     def make_transform(self, reader: NuScenesReader) -> DiTSamples:
-        return DiTSamples(self.cfg.conditions)
+        m = self.cfg.model
+        cells = (m.spatial_compression, m.conditions.temporal_compression) if self.cfg.detail_weight > 0 else None
+        return DiTSamples(self.cfg.conditions, cells)
 
     def train_dataset(self):
         """The training clips; through the filling latent cache when ``latent_cache`` is set."""
@@ -255,7 +290,8 @@ class CameraDiTTask(ClipTask):
             return base
         cfg = self.cfg
         cache = LatentCache(cfg.latent_cache, self.vae.version,
-                            fingerprint(self.clip_spec(), cfg.conditions, cfg.clips.manifest))  # fmt: skip
+                            fingerprint(self.clip_spec(), cfg.conditions, cfg.clips.manifest,
+                                        *(["detail_mask"] if cfg.detail_weight > 0 else [])))  # fmt: skip
         ids = [base.index.refs[i].clip_id for i in range(len(base))]
         return FillingLatentDataset(base, ids, cache, self._encode_item)
 
@@ -300,7 +336,10 @@ class CameraDiTTask(ClipTask):
         xt = torch.where(g6, x0, add_noise(x0, noise, t))
         drop = sample_drop(b, cfg.drop, device=dev)
         pred = model(xt, t, self.conditions(batch), layout=layout, given=given, drop=drop)
-        loss = flow_loss(pred.float(), velocity_target(x0, noise), ~g6)
+        weight = (~g6).float()
+        if cfg.detail_weight > 0:
+            weight = weight * (1.0 + cfg.detail_weight * batch["detail_mask"][:, :, :, None].float())  # b v t' 1 h' w'
+        loss = flow_loss(pred.float(), velocity_target(x0, noise), weight)
         return {"loss": loss, "given_frac": given[:, 0].float().mean(), "time": t.mean()}
 
     @torch.no_grad()
