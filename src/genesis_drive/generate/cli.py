@@ -305,15 +305,20 @@ def run_root(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {args.device}: CUDA is not available here (use --device cpu)")
     split, local_rank = work_split(args)
+    finished = False
     try:
         if local_rank is not None and device.type == "cuda" and device.index is None:  # torchrun: one GPU per local rank
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
-        return _run_modalities(args, device, split)
+        code = _run_modalities(args, device, split)
+        finished = True
+        return code
     finally:
         if split.barrier is not None:
             import torch.distributed as dist
 
+            if finished:  # every rank leaves together (after rank 0's merge): no peer tears down early
+                split.barrier()
             dist.destroy_process_group()
 
 
