@@ -51,6 +51,7 @@ def main(argv: list[str]) -> int:
     try:
         for run_argv in runs:
             args = parser.parse_args(run_argv)
+            code = 1  # until this run returns: a run that raises leaves without the barrier
             code = args.func(args)
             if code:
                 return code
