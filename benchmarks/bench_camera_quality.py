@@ -22,7 +22,9 @@ camera half the scene away). The script adds
 * first-frame mode: PSNR (dB, [0, 1] scale, per view-frame) of every generated frame after the
   first against the real frame resized to the generated size as the data layer does
   (``data.clips.resize_crop``), and the same PSNR of the "repeat the given frame" baseline
-  (the first frame of the first-frame root held for the whole scene), per frame offset bucket.
+  (the first frame of the first-frame root held for the whole scene), per frame offset bucket;
+  and layout2d of that baseline (a copy of the first-frame root whose every camera file holds the
+  bytes of its scene's first frame), so the generated frames' mIoU stands beside it.
 
 Every command it runs is printed and recorded in the JSON. Long: each mode samples every chunk of
 every chosen scene (``--steps`` network calls per chunk, twice with guidance).
@@ -34,6 +36,7 @@ import argparse
 import json
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -90,6 +93,22 @@ def first_frame_psnr(gen_root: Path, source: Path, scenes: list[str], buckets: l
                         b["generated"].append(psnr(read_image(g_paths[k]), real))
                         b["repeat_first"].append(psnr(first, real))
     return {k: {m: float(np.mean(v)) if v else None for m, v in d.items()} | {"frames": len(d["generated"])} for k, d in out.items()}
+
+
+def repeat_first_root(gen_root: Path, out: Path, scenes: list[str]) -> Path:
+    """A copy of ``gen_root`` in which every frame of each camera of ``scenes`` is the scene's
+    first frame (the file's bytes copied: no re-encoding): the "repeat the given frame" baseline."""
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(gen_root, out)
+    reader = NuScenesReader(out)
+    for scene in scenes:
+        for ch in CAMERA_CHANNELS:
+            paths = camera_frames(reader, scene, ch)
+            first = paths[0].read_bytes()
+            for p in paths[1:]:
+                p.write_bytes(first)
+    return out
 
 
 def halfway(gen: float, control: float, ceiling: float) -> float:
@@ -149,9 +168,15 @@ def main() -> None:
                       "halfway_real": halfway(g["miou"], control, real),
                       "halfway_vae": halfway(g["miou"], control, vae) if vae is not None else None,
                       "generate_s": timings[mode]}  # fmt: skip
-    ff = None
+    ff = repeat = None
     if "first-frame" in reports:
         ff = first_frame_psnr(a.work / "gen_first-frame", a.source, scenes, [(1, 9), (9, 25), (25, 49), (49, 10_000)])
+        rep = a.work / "layout2d_repeat_first"
+        run(["genesis-drive", "eval", "layout2d", "--gen", str(repeat_first_root(a.work / "gen_first-frame", a.work / "gen_repeat_first", scenes)),
+             "--ref", str(a.source), "--out", str(rep), "--scenes", ",".join(scenes), "--bootstrap", "200"], commands)  # fmt: skip
+        g = json.loads((rep / "layout2d.json").read_text())["generated"]
+        repeat = {"miou": g["miou"], "iou": {k[4:]: v for k, v in g.items() if k.startswith("iou_") and not k.endswith("_ci")},
+                  "halfway_real": halfway(g["miou"], control, real)}  # fmt: skip
 
     print("\n| frames | mIoU | halfway (real ceiling) | halfway (VAE ceiling) | generate wall s |")
     print("|---|---|---|---|---|")
@@ -163,6 +188,8 @@ def main() -> None:
             r = rows[mode]
             hv = f"{r['halfway_vae']:.3f}" if r["halfway_vae"] is not None else ""
             print(f"| generated, {mode} | {r['miou']:.4f} | {r['halfway_real']:.3f} | {hv} | {r['generate_s']:.0f} |")
+    if repeat is not None:
+        print(f"| repeat the given frame (first-frame baseline) | {repeat['miou']:.4f} | {repeat['halfway_real']:.3f} | | |")
     print(f"| control: layout ignored | {control:.4f} | 0 | 0 | |")
     if ff:
         print("\n| frames after the given one | PSNR generated | PSNR repeat given frame | frames |")
@@ -171,7 +198,8 @@ def main() -> None:
             print(f"| {k} | {d['generated']:.2f} | {d['repeat_first']:.2f} | {d['frames']} |")
     result = {"machine": platform.platform(), "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "scenes": scenes, "steps": a.steps, "sampler": a.sampler, "guidance": a.guidance, "seed": a.seed, "commands": commands,
-              "real_miou": real, "control_miou": control, "vae_miou": vae, "modes": rows, "first_frame_psnr": ff}  # fmt: skip
+              "real_miou": real, "control_miou": control, "vae_miou": vae, "modes": rows, "first_frame_psnr": ff,
+              "repeat_first": repeat}  # fmt: skip
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))
         print(f"wrote {a.json}")
