@@ -115,6 +115,12 @@ def halfway(gen: float, control: float, ceiling: float) -> float:
     return (gen - control) / (ceiling - control)
 
 
+def scores(generated: dict, control: float, real: float) -> dict:
+    """mIoU, per-class IoU and half-way (real ceiling) of a layout2d report's ``generated`` block."""
+    iou = {k[4:]: v for k, v in generated.items() if k.startswith("iou_") and not k.endswith("_ci")}
+    return {"miou": generated["miou"], "iou": iou, "halfway_real": halfway(generated["miou"], control, real)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", required=True, type=Path, help="held-out SynthTown root (with camera buffers)")
@@ -164,8 +170,7 @@ def main() -> None:
     vae = reports["vae"]["generated"]["miou"] if "vae" in reports else None
     for mode, rep in reports.items():
         g = rep["generated"]
-        rows[mode] = {"miou": g["miou"], "miou_ci": rep.get("miou_ci"), "iou": {k[4:]: v for k, v in g.items() if k.startswith("iou_") and not k.endswith("_ci")},
-                      "halfway_real": halfway(g["miou"], control, real),
+        rows[mode] = {**scores(g, control, real), "miou_ci": rep.get("miou_ci"),
                       "halfway_vae": halfway(g["miou"], control, vae) if vae is not None else None,
                       "generate_s": timings[mode]}  # fmt: skip
     ff = repeat = None
@@ -174,9 +179,7 @@ def main() -> None:
         rep = a.work / "layout2d_repeat_first"
         run(["genesis-drive", "eval", "layout2d", "--gen", str(repeat_first_root(a.work / "gen_first-frame", a.work / "gen_repeat_first", scenes)),
              "--ref", str(a.source), "--out", str(rep), "--scenes", ",".join(scenes), "--bootstrap", "200"], commands)  # fmt: skip
-        g = json.loads((rep / "layout2d.json").read_text())["generated"]
-        repeat = {"miou": g["miou"], "iou": {k[4:]: v for k, v in g.items() if k.startswith("iou_") and not k.endswith("_ci")},
-                  "halfway_real": halfway(g["miou"], control, real)}  # fmt: skip
+        repeat = scores(json.loads((rep / "layout2d.json").read_text())["generated"], control, real)
 
     print("\n| frames | mIoU | halfway (real ceiling) | halfway (VAE ceiling) | generate wall s |")
     print("|---|---|---|---|---|")

@@ -314,12 +314,10 @@ def run_root(args: argparse.Namespace) -> int:
         finished = True
         return code
     finally:
-        if split.barrier is not None:
-            import torch.distributed as dist
+        if split.barrier is not None:  # this command joined torchrun's group: leave it (all ranks together on success)
+            from ..train.distributed import shutdown_distributed
 
-            if finished:  # every rank leaves together (after rank 0's merge): no peer tears down early
-                split.barrier()
-            dist.destroy_process_group()
+            shutdown_distributed(synchronize=finished)
 
 
 def _after(args: argparse.Namespace, split: Split) -> bool:

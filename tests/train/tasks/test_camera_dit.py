@@ -14,7 +14,7 @@ from torch import nn
 
 from genesis_drive.config import config_from_dict, config_to_dict
 from genesis_drive.diffusion.flow import sample_time
-from genesis_drive.errors import ConfigError
+from genesis_drive.errors import ConfigError, DataError
 from genesis_drive.models.camera.vae import VideoVAE, VideoVAEConfig
 from genesis_drive.train import checkpoint as ckpt
 from genesis_drive.train.loop import train
@@ -219,8 +219,6 @@ def test_latent_cache_fills_once_and_gives_the_same_loss(task_and_batch, tmp_pat
     other = CameraDiTTask(dataclasses.replace(task.cfg, latent_cache=str(tmp_path / "cache")), task.data_root)
     with torch.no_grad():
         next(other.vae.parameters()).add_(1.0)
-    from genesis_drive.errors import DataError
-
     with pytest.raises(DataError, match="codec_version"):
         other.train_dataset()[0]
 
@@ -294,8 +292,6 @@ def test_detail_weight_weighs_the_cells_of_lines_and_boxes(task_and_batch, tmp_p
     cds = cached.train_dataset()
     assert torch.equal(cds[0]["detail_mask"], mask)
     torch.testing.assert_close(_loss(cached, model, cached.collate([cds[0], cds[1]])), heavy)
-    from genesis_drive.errors import DataError
-
     with pytest.raises(DataError):
         CameraDiTTask(dataclasses.replace(task.cfg, latent_cache=str(tmp_path / "cache")), task.data_root).train_dataset()[0]
     with pytest.raises(ConfigError, match="detail_weight"):
