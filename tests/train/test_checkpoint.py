@@ -96,6 +96,23 @@ def test_load_weights_prefers_ema_and_never_needs_pickle(tmp_path):
         ckpt.load_weights(tmp_path / "elsewhere")
 
 
+def test_export_writes_ema_weights_updated_config_and_transformed_weights(tmp_path):
+    model, ema = {"w": torch.zeros(2), "buf": torch.tensor([7.0])}, {"w": torch.ones(2)}
+    state = {"task": "toy", "config": {"model": {"depth": 2, "width": 4}}}
+    ckpt.save_checkpoint(tmp_path / "run", 3, model=model, optimizer={}, ema=ema, state=state, keep_last=1)
+    out = ckpt.export_checkpoint(tmp_path / "run", tmp_path / "plain")
+    assert ckpt.read_state(out)["config"] == state["config"] and ckpt.read_state(out)["step"] == 3
+    assert torch.equal(ckpt.load_weights(out)["w"], torch.ones(2))  # the EMA weights, now the only weights
+    again = ckpt.export_checkpoint(tmp_path / "run", tmp_path / "again")
+    assert (out / "model.safetensors").read_bytes() == (again / "model.safetensors").read_bytes()
+    grown = ckpt.export_checkpoint(tmp_path / "run", tmp_path / "grown", config_updates={"model": {"depth": 3}},
+                                   transform=lambda w: {**w, "new": torch.full((2,), 5.0)})
+    assert ckpt.read_state(grown)["config"]["model"] == {"depth": 3, "width": 4}
+    got = ckpt.load_weights(grown)
+    assert sorted(got) == ["buf", "new", "w"] and torch.equal(got["new"], torch.full((2,), 5.0))
+    assert torch.equal(got["buf"], torch.tensor([7.0]))
+
+
 def test_truncated_and_garbled_files_are_reported_by_name(tmp_path):
     w = {"w": torch.arange(100.0)}
     path = ckpt.save_checkpoint(tmp_path, 1, model=w, optimizer={}, ema=w, state={}, keep_last=1)

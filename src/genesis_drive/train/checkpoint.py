@@ -314,12 +314,15 @@ def export_checkpoint(
     *,
     config_updates: Mapping[str, Any] | None = None,
     extra_state: Mapping[str, Any] | None = None,
+    transform: Callable[[dict[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
 ) -> Path:
     """Write the inference weights of ``source`` (a checkpoint directory, or a run directory: its
     latest checkpoint) as the checkpoint directory ``out``: ``model.safetensors`` (the EMA weights
     when there are any, buffers from the raw weights) and ``state.json`` (format, step, task, the
     run config with ``config_updates`` merged in (nested dicts, e.g. ``{"model": {"shift_factor":
     0.1}}``), the ``frozen`` helper versions when the run recorded them, ``extra_state`` keys). No optimizer state: a directory to load, not to resume.
+    ``transform``: maps the weights before they are written (e.g. a network grown to the
+    ``config_updates``' size, :func:`~genesis_drive.models.camera.dit.grow_depth`).
 
     Written as a temporary sibling and renamed into place (an existing ``out`` is replaced whole);
     the same source and updates give the same bytes. Returns ``out``.
@@ -331,7 +334,8 @@ def export_checkpoint(
     state = read_state(ckpt)
     if not isinstance(state.get("config"), dict) or not state.get("task"):
         raise DataError("checkpoint state has no task and run config", ckpt / "state.json")
-    weights = {k: v.contiguous() for k, v in load_weights(ckpt, ema=True).items()}
+    weights = load_weights(ckpt, ema=True)
+    weights = {k: v.contiguous() for k, v in (transform(weights) if transform is not None else weights).items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f"{_TMP_PREFIX}{out.name}-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()

@@ -5,7 +5,7 @@ import torch
 
 from genesis_drive.errors import ConfigError
 from genesis_drive.models.camera.conditions import CONDITION_GROUPS
-from genesis_drive.models.camera.dit import DIT_PRESETS, MultiViewDiT, MultiViewDiTConfig
+from genesis_drive.models.camera.dit import DIT_PRESETS, MultiViewDiT, MultiViewDiTConfig, grow_depth
 from genesis_drive.train.loop import enable_grad_checkpointing
 
 from .helpers import conditions
@@ -103,6 +103,25 @@ def test_zero_control_branch_changes_nothing_until_trained():
         assert not torch.allclose(with_ctrl, base, atol=1e-6)
     with torch.no_grad():  # after two steps the layout values themselves matter
         assert not torch.allclose(model(x, time, cond, layout=layout + 1.0), with_ctrl, atol=1e-6)
+
+
+def test_growing_the_depth_keeps_the_function_and_trains_the_new_blocks():
+    small = pretrained_like(make(), keep_control_zero=False).eval()
+    x, time, cond, layout = inputs()
+    with torch.no_grad():
+        before = small(x, time, cond, layout=layout)
+    big = MultiViewDiT(replace(small.config, depth=4))
+    big.load_state_dict(grow_depth(small.state_dict(), small.config, 4))
+    big.eval()
+    assert torch.equal(big.blocks[1].spatial.to_q.weight, small.blocks[1].spatial.to_q.weight)
+    assert big.blocks[3].spatial.to_q.weight.abs().sum() > 0  # a fresh block, only its outputs zeroed
+    assert torch.allclose(big(x, time, cond, layout=layout), before, atol=1e-6)  # the same function
+    big(x, time, cond, layout=layout).square().mean().backward()
+    assert big.blocks[3].mlp.fc2.weight.grad.abs().sum() > 0  # the new blocks learn from the first step
+    with pytest.raises(ConfigError, match="must exceed"):
+        grow_depth(small.state_dict(), small.config, 2)
+    with pytest.raises(ConfigError, match="do not fit"):
+        grow_depth({k: v for k, v in small.state_dict().items() if k != "final.linear.weight"}, small.config, 4)
 
 
 def test_deterministic_under_a_seed():

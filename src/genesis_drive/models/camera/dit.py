@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from einops import rearrange, repeat
@@ -59,7 +59,7 @@ from ..common import MLP, AdaLNZero, Attention, FinalLayer, PatchEmbed, Timestep
 from .conditions import ConditionEncoder, ConditionEncoderConfig
 from .rays import plucker_rays
 
-__all__ = ["MultiViewDiTConfig", "MultiViewDiT", "MultiViewBlock", "DIT_PRESETS", "test", "tiny", "paper"]
+__all__ = ["MultiViewDiTConfig", "MultiViewDiT", "MultiViewBlock", "DIT_PRESETS", "grow_depth", "test", "tiny", "paper"]
 
 _CROSS_VIEW = ("all", "neighbours")
 _CHUNKS = 12  # (shift, scale, gate) x (spatial, cross-view, temporal, mlp)
@@ -295,3 +295,35 @@ class MultiViewDiT(nn.Module):
         out = self.final(rearrange(tok, "b v t n d -> (b v t) n d"), repeat(temb, "b t d -> (b v t) d", v=v))
         out = rearrange(out, "(b v t) (h w) (p1 p2 c) -> b v t c (h p1) (w p2)", b=b, v=v, h=h // p, p1=p, p2=p)
         return out
+
+
+#: The residual output projections of a block: zeroed, they make the block the identity.
+_BLOCK_OUTPUTS = ("spatial.to_out", "cross.to_out", "cross_view.to_out", "temporal.to_out", "mlp.fc2")
+
+
+def grow_depth(weights: Mapping[str, torch.Tensor], config: MultiViewDiTConfig, depth: int, *,
+               seed: int = 0) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The weights of a trained ``config`` DiT grown to ``depth`` blocks that compute exactly the
+    same function (zero-initialised residual growth, as Net2Net's identity layers).
+
+    The trained blocks keep their places, so the control branch still feeds blocks ``0 ..
+    control_depth - 1``; the new blocks ``config.depth .. depth - 1`` come after them, before the
+    final layer, freshly initialised (``seed``) with every residual output projection zeroed. The
+    gates of the shared adaLN are trained and not zero, so the projections must be: then each new
+    block adds nothing, while its gradients (into those projections first) are not zero.
+    """
+    if depth <= config.depth:
+        raise ConfigError(f"grow_depth: the new depth must exceed the trained depth {config.depth}, got {depth}")
+    torch.manual_seed(seed)
+    grown = MultiViewDiT(replace(config, depth=depth)).state_dict()
+    new = {f"blocks.{i}." for i in range(config.depth, depth)}
+    missing = sorted(k for k in grown if k not in weights and not k.startswith(tuple(new)))
+    extra = sorted(set(weights) - set(grown))
+    if missing or extra:
+        raise ConfigError(f"grow_depth: the weights do not fit the config (missing {missing[:3]}, unexpected {extra[:3]})")
+    out = {k: (weights[k] if k in weights else v) for k, v in grown.items()}
+    for i in range(config.depth, depth):
+        for part in _BLOCK_OUTPUTS:
+            for kind in ("weight", "bias"):
+                out[f"blocks.{i}.{part}.{kind}"] = torch.zeros_like(out[f"blocks.{i}.{part}.{kind}"])
+    return out
