@@ -2,14 +2,16 @@
 
     python benchmarks/bench_camera_quality.py --source HELDOUT_ROOT --work DIR [--checkpoints CKPT]
         [--scenes NAME ...] [--steps 10] [--sampler euler|heun] [--guidance 2.0] [--seed 0] [--captions MANIFEST]
-        [--drop-conditions GROUP ...]
+        [--drop-conditions GROUP ...] [--first-frame-strength S]
         [--json OUT.json]
 
 Generates the chosen scenes of ``--source`` with ``genesis-drive generate`` in three settings and
 evaluates each with ``genesis-drive eval layout2d`` against the source's SynthTown truth buffers:
 
 * ``free``: every frame generated from the layout (and the other conditions);
-* ``first-frame``: the real first frame given, every later frame generated;
+* ``first-frame``: the real first frame given, every later frame generated (with
+  ``--first-frame-strength S < 1``: each chunk started from its given frame held still, noised to
+  ``S``, ``generate --strength S``);
 * ``vae``: ``noisy-latent --strength 0``: the real frames through the VAE only (encode, decode),
   the best a generator working in this latent space at this image size can reach.
 
@@ -136,6 +138,8 @@ def main() -> None:
                     help="DataCrafter manifest of --source for a DiT trained with captions (generate --captions)")
     ap.add_argument("--drop-conditions", nargs="+", default=[], metavar="GROUP",
                     help="condition groups left out at sampling (generate --drop-conditions; ablations)")
+    ap.add_argument("--first-frame-strength", type=float, default=None, metavar="S",
+                    help="first-frame mode's generate --strength (default: none, from pure noise)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
 
@@ -156,6 +160,8 @@ def main() -> None:
             cmd += ["--captions", str(a.captions)]
         if a.drop_conditions:
             cmd += ["--drop-conditions", *a.drop_conditions]
+        if mode == "first-frame" and a.first_frame_strength is not None:
+            cmd += ["--strength", str(a.first_frame_strength)]
         t0 = time.perf_counter()
         run(cmd, commands)
         timings[mode] = time.perf_counter() - t0
@@ -200,7 +206,8 @@ def main() -> None:
         for k, d in ff.items():
             print(f"| {k} | {d['generated']:.2f} | {d['repeat_first']:.2f} | {d['frames']} |")
     result = {"machine": platform.platform(), "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "scenes": scenes, "steps": a.steps, "sampler": a.sampler, "guidance": a.guidance, "seed": a.seed, "commands": commands,
+              "scenes": scenes, "steps": a.steps, "sampler": a.sampler, "guidance": a.guidance, "seed": a.seed,
+              "first_frame_strength": a.first_frame_strength, "commands": commands,
               "real_miou": real, "control_miou": control, "vae_miou": vae, "modes": rows, "first_frame_psnr": ff,
               "repeat_first": repeat}  # fmt: skip
     if a.json:

@@ -12,7 +12,7 @@ from genesis_drive.data.clips import ClipIndex, ClipSpec
 from genesis_drive.data.nuscenes import NuScenesReader
 from genesis_drive.data.schema import CAMERA_CHANNELS
 from genesis_drive.errors import ConfigError
-from genesis_drive.generate.camera import encode_frames, generate_chunk, sample_latents
+from genesis_drive.generate.camera import DEFAULT_STRENGTH, encode_frames, generate_chunk, mode_strength, sample_latents, static_video
 from genesis_drive.generate.root import write_generated_root
 from genesis_drive.generate.scene import frames_by_token, generate_scene
 from genesis_drive.layout.conditions import ConditionTransform
@@ -68,7 +68,7 @@ def _real(seed=0):
 def test_modes_run_and_are_seeded(nets, cond, mode):
     dit, codec = nets
     real = _real()
-    kw = dict(mode=mode, steps=2, guidance=2.0, strength=0.5,
+    kw = dict(mode=mode, steps=2, guidance=2.0, strength=0.5 if mode == "noisy-latent" else 1.0,
               given_frames=real[:, :1] if mode == "first-frame" else None,
               real_frames=real if mode == "noisy-latent" else None)  # fmt: skip
     a = generate_chunk(dit, codec, cond, seed=1, **kw)
@@ -101,6 +101,36 @@ def test_noisy_latent_strength(nets, cond):
     err = [float((sample_latents(dit, batch, shape, mode="noisy-latent", real_latents=real, strength=s, steps=4) - real).abs().mean())
            for s in (0.05, 0.5, 1.0)]
     assert err[0] < err[1] < err[2] and err[0] < 0.1 * err[2]
+
+
+def test_first_frame_strength_starts_from_the_given_frame_held_still(nets, cond):
+    dit, codec = nets
+    given = _real(5)[:, :1]
+    held = static_video(given, 9)
+    assert held.shape == (6, 9) + given.shape[2:] and all(np.array_equal(held[:, k], given[:, 0]) for k in range(9))
+    target = encode_frames(codec, torch.from_numpy(held))
+    kw = dict(mode="first-frame", given_frames=given, steps=4, guidance=1.0, seed=0)
+
+    def err(frames):
+        return float((encode_frames(codec, torch.from_numpy(frames)) - target).abs().mean())
+
+    e = [err(generate_chunk(dit, codec, cond, strength=s, **kw)) for s in (0.05, 0.5, 1.0)]
+    assert e[0] < e[1] < e[2] and e[0] < 0.1 * e[2]  # near the held frame at a low strength, from noise at 1
+    plain = generate_chunk(dit, codec, cond, **kw)  # the default: pure noise, as before
+    assert plain.tobytes() == generate_chunk(dit, codec, cond, strength=1.0, **kw).tobytes()
+    batch = {k: v[None] for k, v in cond.items()}
+    with pytest.raises(ConfigError, match="needs the latents to start from"):
+        sample_latents(dit, batch, tuple(target.shape), mode="first-frame", given_latents=target[:, :, :1], strength=0.5)
+
+
+def test_mode_strength_defaults_and_refusals():
+    assert mode_strength("noisy-latent", None) == DEFAULT_STRENGTH == 0.6
+    assert mode_strength("first-frame", None) == 1.0 and mode_strength("free", None) == mode_strength("free", 1.0) == 1.0
+    assert mode_strength("first-frame", 0.8) == 0.8
+    with pytest.raises(ConfigError, match=r"must be in \[0, 1\], got 1.5"):
+        mode_strength("first-frame", 1.5)
+    with pytest.raises(ConfigError, match="noisy-latent and first-frame only"):
+        mode_strength("free", 0.5)
 
 
 def test_dropped_groups_leave_the_conditional_branch(nets, cond):
@@ -172,7 +202,7 @@ def test_generate_root_all_modes(nets, tmp_path, mode):
     dit, codec = nets
     root = write_handmade(tmp_path / "src", num_keyframes=2)  # 7 frames: too short for a 9-frame chunk
     kw = dict(dit=dit, codec=codec, transform=ConditionTransform(CONFIG), views=CAMERA_CHANNELS, num_frames=5, mode=mode,
-              strength=0.5, steps=1, guidance=1.5, progress=False)  # fmt: skip
+              strength=0.5 if mode == "noisy-latent" else None, steps=1, guidance=1.5, progress=False)  # fmt: skip
     out = generate_root(root, tmp_path / "gen", seed=3, **kw)
     again = generate_root(root, tmp_path / "gen2", seed=3, **kw)
     gen = NuScenesReader(out)
@@ -198,14 +228,14 @@ def test_dropped_groups_are_part_of_the_generation_and_its_fingerprint(nets, tmp
     dit, codec = nets
     root = write_handmade(tmp_path / "src", num_keyframes=2)
     kw = dict(dit=dit, codec=codec, transform=ConditionTransform(CONFIG), views=CAMERA_CHANNELS, num_frames=5, mode="free",
-              strength=0.5, steps=1, guidance=1.0, progress=False, seed=3)  # fmt: skip
+              steps=1, guidance=1.0, progress=False, seed=3)  # fmt: skip
     plain = generate_root(root, tmp_path / "plain", **kw)
     boxes = generate_root(root, tmp_path / "boxes", drop=("boxes",), **kw)
     gen = NuScenesReader(plain)
     tok = gen.channel_tokens(gen.scene_tokens()[0], "CAM_FRONT")[0]
     name = gen.sample_data(tok)["filename"]
     assert (plain / name).read_bytes() != (boxes / name).read_bytes()  # the box tokens were left out
-    fp = dict(dit=dit, codec=codec, transform=kw["transform"], views=CAMERA_CHANNELS, num_frames=5, mode="free", strength=0.5,
+    fp = dict(dit=dit, codec=codec, transform=kw["transform"], views=CAMERA_CHANNELS, num_frames=5, mode="free", strength=1.0,
               seed=3, steps=1, guidance=1.0, method="euler", shift=1.0, overlap_latents=1, captions=None)  # fmt: skip
     a, b = camera_fingerprint(root, **fp), camera_fingerprint(root, drop=("pedestrians", "boxes"), **fp)
     assert "drop" not in a and fingerprint_diff(a, b) == ["drop: '<absent>' != ['boxes', 'pedestrians']"]

@@ -37,7 +37,7 @@ def test_good_arguments_pass(tmp_path):
     (("--modalities", "camera", "--drop-conditions", "camera"), r"--drop-conditions: unknown camera condition group\(s\) \['camera'\]"),
     (("--mode", "noisy-latent", "--strength", "1.5"), r"--strength must be in \[0, 1\], got 1.5"),
     (("--mode", "noisy-latent", "--strength", "-0.1"), r"--strength must be in \[0, 1\]"),
-    (("--strength", "0.5"), "--strength applies to --mode noisy-latent only"),
+    (("--strength", "0.5"), r"--strength applies to --mode noisy-latent and first-frame only \(got --mode free\)"),
     (("--modalities", "camera,lidar", "--mode", "forecast"), "--mode: unknown camera mode 'forecast'"),
     (("--modalities", "camera", "--lidar-reference", "none"), "--lidar-reference applies to --modalities camera,lidar only"),
     (("--modalities", "sonar"), r"--modalities: unknown \['sonar'\]"),

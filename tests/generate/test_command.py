@@ -110,7 +110,7 @@ def _one_error_line(capsys) -> str:
     (("--mode", "sideways"), "--mode: unknown camera mode 'sideways'; expected free | first-frame | noisy-latent"),
     (("--mode", "noisy-latent", "--strength", "1.5"), r"--strength must be in [0, 1], got 1.5"),
     (("--mode", "noisy-latent", "--strength", "-0.1"), r"--strength must be in [0, 1], got -0.1"),
-    (("--mode", "first-frame", "--strength", "0.5"), "--strength applies to --mode noisy-latent only (got --mode first-frame)"),
+    (("--mode", "free", "--strength", "0.5"), "--strength applies to --mode noisy-latent and first-frame only (got --mode free)"),
     (("--modalities", "camera,lidar"), "field '--checkpoints': no lidar_ae/ folder"),  # the camera-only checkpoints
     (("--modalities", "camera", "lidar", "--lidar-reference", "past"), "--lidar-reference: unknown 'past'; expected real | none"),
     (("--modalities", "radar"), "--modalities: unknown ['radar']"),

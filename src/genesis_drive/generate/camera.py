@@ -6,6 +6,11 @@ Modes (``mode``):
 * ``first-frame``: the first ``m`` latent frames are given clean (``given_latents``, e.g. the VAE
   latents of real frames, or of the previous chunk's last frames in a rollout); the DiT is told
   they are given (``given`` mask, modulated at time 0) and the sampler keeps them fixed exactly.
+  With ``strength < 1`` the other frames start from the *static video* of the last given frame
+  (that frame held for the whole clip, encoded: ``real_latents``) noised to ``strength``, instead
+  of pure noise: ConsistI2V's FrameInit (Ren et al., 2024) without its low-pass filter, i.e. SDEdit
+  from the held frame. The picture then moves away from the given frame only as far as the
+  remaining ``strength`` of the flow carries it.
 * ``noisy-latent``: start from the real latents noised to ``strength`` in [0, 1] (flow time
   ``t_start = strength``; 1 = pure noise, 0 = the real latents returned as they are).
 
@@ -34,9 +39,24 @@ from ..models.camera.conditions import CONDITION_GROUPS
 from ..models.camera.dit import MultiViewDiT
 from ..models.codec import LatentCodec
 
-__all__ = ["MODES", "check_drop", "sample_latents", "encode_frames", "decode_frames", "generate_chunk"]
+__all__ = ["MODES", "DEFAULT_STRENGTH", "mode_strength", "check_drop", "sample_latents", "encode_frames", "decode_frames", "static_video", "generate_chunk"]
 
 MODES = ("free", "first-frame", "noisy-latent")
+#: noisy-latent mode's default noise level.
+DEFAULT_STRENGTH = 0.6
+
+
+def mode_strength(mode: str, strength: float | None) -> float:
+    """The flow time a generation in ``mode`` starts from: ``strength`` when given (noisy-latent
+    and first-frame modes), else :data:`DEFAULT_STRENGTH` in noisy-latent mode and 1 (pure noise)
+    in the others. One-line ConfigError for a value outside [0, 1] or one below 1 in free mode."""
+    if strength is None:
+        return DEFAULT_STRENGTH if mode == "noisy-latent" else 1.0
+    if not 0.0 <= strength <= 1.0:
+        raise ConfigError(f"--strength must be in [0, 1], got {strength}")
+    if mode == "free" and strength < 1.0:
+        raise ConfigError("--strength applies to --mode noisy-latent and first-frame only (got --mode free)")
+    return float(strength)
 
 
 def check_drop(drop: Sequence[str]) -> None:
@@ -68,7 +88,8 @@ def sample_latents(
 
     cond: batched condition tensors (``b`` leading, on the DiT's device). given_latents:
     ``(b v m c h w)`` clean latents of the first ``m`` latent frames (required in first-frame mode).
-    real_latents: ``(b v t c h w)`` (required in noisy-latent mode). layout: the layout video's
+    real_latents: ``(b v t c h w)`` (required in noisy-latent mode, and in first-frame mode with
+    ``strength < 1``: the static video of the given frame). layout: the layout video's
     latents for the control branch, ``shape`` like the output, or None. shift: the sampler's time
     grid shift (:func:`diffusion.samplers.time_grid`; the DiT run's ``time.shift``, 1 = uniform).
     drop: condition groups left out of both branches (:data:`CONDITION_GROUPS`).
@@ -82,6 +103,8 @@ def sample_latents(
         raise ConfigError("first-frame mode needs given latent frames")
     if mode == "noisy-latent" and real_latents is None:
         raise ConfigError("noisy-latent mode needs the real latents")
+    if mode == "first-frame" and strength < 1.0 and real_latents is None:
+        raise ConfigError("first-frame mode with strength < 1 needs the latents to start from (the given frame held)")
     b, v, t = shape[:3]
     device = next(dit.parameters()).device
     given = torch.zeros(b, t, dtype=torch.bool, device=device)
@@ -107,7 +130,7 @@ def sample_latents(
         return dit(x, time, cond, layout=layout, given=given, drop=drop_all)
 
     generator = torch.Generator().manual_seed(int(seed))
-    noisy = mode == "noisy-latent"
+    noisy = mode == "noisy-latent" or (mode == "first-frame" and strength < 1.0)
     return sample(
         cfg_velocity(v_cond, v_uncond, guidance), tuple(shape), steps=steps, method=method, shift=shift, generator=generator, device=device,
         x0=real_latents.to(device) if noisy else None, t_start=strength if noisy else 1.0, keep=keep,
@@ -126,6 +149,11 @@ def decode_frames(codec: LatentCodec, latents: torch.Tensor) -> np.ndarray:
     x = codec.decode(rearrange(latents, "1 v t c h w -> v c t h w"))
     x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return np.ascontiguousarray(rearrange(x, "v c t h w -> v t h w c").cpu().numpy())
+
+
+def static_video(frames: np.ndarray, num_frames: int) -> np.ndarray:
+    """The last frame of ``frames (v f h w 3)`` held for ``num_frames``: ``(v num_frames h w 3)``."""
+    return np.ascontiguousarray(np.repeat(np.asarray(frames)[:, -1:], num_frames, axis=1))
 
 
 @torch.no_grad()
@@ -150,6 +178,8 @@ def generate_chunk(
 
     given_frames: ``(v f h w 3)`` uint8, ``f = 4 (m - 1) + 1``: frames to continue (encoded, kept as
     the first ``m`` latent frames). real_frames: ``(v t h w 3)`` uint8, the real clip (noisy-latent mode).
+    strength: noisy-latent mode, the real clip's noise level; first-frame mode, below 1 the start
+    is the last given frame held for the clip (:func:`static_video`) noised to it (module doc).
     The layout video (``cond["layout"]``) is encoded with the codec for the control branch.
     drop: condition groups left out at sampling (:func:`sample_latents`).
     """
@@ -159,6 +189,8 @@ def generate_chunk(
     layout = encode_frames(codec, layout_video)
     shape = tuple(layout.shape)
     given = encode_frames(codec, torch.from_numpy(np.asarray(given_frames))) if given_frames is not None else None
+    if mode == "first-frame" and strength < 1.0 and given_frames is not None:
+        real_frames = static_video(given_frames, layout_video.shape[1])
     real = encode_frames(codec, torch.from_numpy(np.asarray(real_frames))) if real_frames is not None else None
     if real is not None and tuple(real.shape) != shape:
         raise ConfigError(f"real frames encode to {tuple(real.shape)}, the layout to {shape}: give the clip's own frames")

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import ConfigError, DataError
-from .camera import MODES, check_drop
+from .camera import DEFAULT_STRENGTH, MODES, check_drop, mode_strength
 from .joint import LIDAR_REFERENCES
 from .lidar import LIDAR_MODES
 from .shard import Split, parse_shard, parts_dir, torchrun_rank
@@ -59,7 +59,6 @@ DEFAULT_GUIDANCE = 2.0
 #: 2000, neither trained nor tested on; docs/benchmarks.md, "LiDAR forecasting").
 DEFAULT_LIDAR_GUIDANCE = 1.5
 #: Default noise level of noisy-latent mode.
-DEFAULT_STRENGTH = 0.6
 
 _EPILOG = """\
 examples:
@@ -106,8 +105,9 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                    help="condition groups left out at sampling, for ablations: --modalities camera (caption, ego, boxes, "
                         "pedestrians, layout) or lidar --mode forecast (reference, camera, layout, boxes, ego)")
     p.add_argument("--strength", type=float, default=None, metavar="S",
-                   help=f"noisy-latent mode only: noise level in [0, 1] the real latents start from (1 = pure noise; "
-                        f"default {DEFAULT_STRENGTH})")
+                   help=f"noisy-latent mode: noise level in [0, 1] the real latents start from (1 = pure noise; "
+                        f"default {DEFAULT_STRENGTH}); first-frame mode: below 1, each chunk starts from its given frame "
+                        "held still, noised to S (FrameInit; default 1, from pure noise)")
     p.add_argument("--scenes", nargs="+", metavar="NAME", help="scene names to generate (default: every scene)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
@@ -183,10 +183,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ConfigError("--drop-conditions applies to --modalities lidar with --mode forecast only")
     if not lidar and not is_joint(args):
         check_drop(args.drop_conditions)
-    if args.strength is not None and not 0.0 <= args.strength <= 1.0:
-        raise ConfigError(f"--strength must be in [0, 1], got {args.strength}")
-    if args.strength is not None and mode != "noisy-latent":
-        raise ConfigError(f"--strength applies to --mode noisy-latent only (got --mode {mode})")
+    if lidar and args.strength is not None:
+        raise ConfigError("--strength applies to the camera modes noisy-latent and first-frame only")
+    if not lidar:
+        mode_strength(mode, args.strength)  # range and mode
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     for flag, value in (("--guidance", args.guidance), ("--lidar-guidance", getattr(args, "lidar_guidance", None))):
@@ -254,8 +254,8 @@ def lidar_guidance(args: argparse.Namespace) -> float:
 
 
 def strength(args: argparse.Namespace) -> float:
-    """The noisy-latent strength of the options (:data:`DEFAULT_STRENGTH` when not given)."""
-    return DEFAULT_STRENGTH if args.strength is None else args.strength
+    """The camera mode's start noise level of the options (:func:`generate.camera.mode_strength`)."""
+    return mode_strength(mode_of(args), args.strength)
 
 
 def run(args: argparse.Namespace) -> int:

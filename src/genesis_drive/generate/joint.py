@@ -190,7 +190,7 @@ def generate_joint_root(
     camera: CameraNetworks,
     lidar: LidarNetworks,
     mode: str = "free",
-    strength: float = 0.6,
+    strength: float | None = None,
     reference: str = "real",
     scenes: Sequence[str] | None = None,
     seed: int = 0,

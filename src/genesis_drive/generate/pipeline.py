@@ -25,7 +25,7 @@ from ..errors import ConfigError, DataError
 from ..layout.conditions import ConditionTransform
 from ..models.camera.dit import MultiViewDiT
 from ..models.codec import LatentCodec
-from .camera import MODES, check_drop, generate_chunk
+from .camera import MODES, check_drop, generate_chunk, mode_strength
 from .captions import ManifestCaptions
 from .rollout import plan_rollout
 from .root import RootPlan, out_occupied, plan_generated_root, write_root_base, write_scene_files
@@ -39,10 +39,11 @@ def camera_fingerprint(source: Path, *, dit: MultiViewDiT, codec: LatentCodec, t
                        num_frames: int, mode: str, strength: float, seed: int, steps: int, guidance: float, method: str,
                        shift: float, overlap_latents: int, captions: str | Path | None, drop: Sequence[str] = ()) -> dict:  # fmt: skip
     """The fingerprint of a camera generation's parts (:mod:`generate.shard`): everything its bytes
-    depend on (the strength only in noisy-latent mode; the dropped condition groups when any)."""
+    depend on (the strength when it is below 1 in noisy-latent or first-frame mode; the dropped
+    condition groups when any)."""
     return {
         **({"drop": sorted(drop)} if drop else {}),
-        "task": "camera", "mode": mode, "strength": strength if mode == "noisy-latent" else None, "seed": seed, "steps": steps,
+        "task": "camera", "mode": mode, "strength": strength if mode == "noisy-latent" or strength < 1.0 else None, "seed": seed, "steps": steps,
         "guidance": guidance, "sampler": method, "shift": shift, "overlap_latents": overlap_latents, "views": list(views),
         "num_frames": num_frames, "conditions": config_sha256(transform.config), "captions": path_sha256(captions),
         "networks": {"camera_dit": network_identity(dit), "camera_vae": network_identity(codec)},
@@ -90,7 +91,7 @@ def camera_job(
     views: Sequence[str],
     num_frames: int,
     mode: str,
-    strength: float,
+    strength: float | None,
     scenes: Sequence[str] | None,
     seed: int,
     steps: int,
@@ -106,8 +107,7 @@ def camera_job(
     check_drop(drop)
     if mode not in MODES:
         raise ConfigError(f"--mode: unknown mode {mode!r}; expected {' | '.join(MODES)}")
-    if not 0.0 <= strength <= 1.0:
-        raise ConfigError(f"--strength must be in [0, 1], got {strength}")
+    strength = mode_strength(mode, strength)
     size = transform.config.image_size
     if size is None:
         raise ConfigError("the condition transform must fix image_size (the generated size)")
@@ -154,7 +154,7 @@ def generate_root(
     views: Sequence[str],
     num_frames: int,
     mode: str = "free",
-    strength: float = 0.6,
+    strength: float | None = None,
     scenes: Sequence[str] | None = None,
     seed: int = 0,
     steps: int = 20,
@@ -173,7 +173,9 @@ def generate_root(
     The generated size is ``transform.config.image_size`` (the DiT's); ``num_frames`` (4k+1) frames
     per chunk. Modes: see :mod:`generate.camera`; in first-frame mode the real first frame of each
     scene is given, in noisy-latent mode every chunk starts from its real latents noised to
-    ``strength``. captions: a DataCrafter manifest of ``source`` with embeddings; each chunk gets the
+    ``strength`` (None: :data:`generate.camera.DEFAULT_STRENGTH`); in first-frame mode a strength
+    below 1 starts every chunk from its given frame held still, noised to it (FrameInit, see
+    :mod:`generate.camera`; None: from noise). captions: a DataCrafter manifest of ``source`` with embeddings; each chunk gets the
     global caption embedding of its best-overlapping kept clip (:class:`generate.captions.ManifestCaptions`);
     None: no caption (the DiT's caption-dropped condition). drop: condition groups left out at
     sampling (:func:`generate.camera.sample_latents`; ablations). Nothing is left at ``out`` on failure.
