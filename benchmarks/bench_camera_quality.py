@@ -75,11 +75,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10.0 * np.log10(1.0 / max(mse, 1e-10)))
 
 
-def first_frame_psnr(gen_root: Path, source: Path, scenes: list[str], buckets: list[tuple[int, int]]) -> dict:
+def first_frame_psnr(gen_root: Path, source: Path, scenes: list[str], buckets: list[tuple[int, int]], *,
+                     num_resamples: int = 1000, seed: int = 0) -> dict:  # fmt: skip
     """Mean PSNR per frame-offset bucket ``[lo, hi)`` of generated frames and of the repeated first
-    frame, against the real frames resized to the generated size."""
+    frame, against the real frames resized to the generated size, and their paired difference
+    (generated - repeated) with a 95 % bootstrap interval that resamples whole scene-camera clips."""
+    from genesis_drive.eval.bootstrap import bootstrap_ci
+
     gen, ref = NuScenesReader(gen_root), NuScenesReader(source)
-    out = {f"{lo}-{hi - 1}": {"generated": [], "repeat_first": []} for lo, hi in buckets}
+    out = {f"{lo}-{hi - 1}": {"generated": [], "repeat_first": [], "clip": []} for lo, hi in buckets}
+    clip = 0
     for scene in scenes:
         for ch in CAMERA_CHANNELS:
             g_paths, r_paths = camera_frames(gen, scene, ch), camera_frames(ref, scene, ch)
@@ -94,7 +99,18 @@ def first_frame_psnr(gen_root: Path, source: Path, scenes: list[str], buckets: l
                         b = out[f"{lo}-{hi - 1}"]
                         b["generated"].append(psnr(read_image(g_paths[k]), real))
                         b["repeat_first"].append(psnr(first, real))
-    return {k: {m: float(np.mean(v)) if v else None for m, v in d.items()} | {"frames": len(d["generated"])} for k, d in out.items()}
+                        b["clip"].append(clip)
+            clip += 1
+    result = {}
+    for k, d in out.items():
+        row = {m: float(np.mean(d[m])) if d[m] else None for m in ("generated", "repeat_first")} | {"frames": len(d["generated"])}
+        if d["generated"]:
+            diff = np.asarray(d["generated"]) - np.asarray(d["repeat_first"])
+            ci = bootstrap_ci(lambda idx, diff=diff: float(diff[idx].mean()), len(diff), groups=np.asarray(d["clip"]),
+                              num_resamples=num_resamples, seed=seed)  # fmt: skip
+            row["difference"], row["difference_ci"] = ci.value, [ci.low, ci.high]
+        result[k] = row
+    return result
 
 
 def repeat_first_root(gen_root: Path, out: Path, scenes: list[str]) -> Path:
@@ -201,10 +217,11 @@ def main() -> None:
         print(f"| repeat the given frame (first-frame baseline) | {repeat['miou']:.4f} | {repeat['halfway_real']:.3f} | | |")
     print(f"| control: layout ignored | {control:.4f} | 0 | 0 | |")
     if ff:
-        print("\n| frames after the given one | PSNR generated | PSNR repeat given frame | frames |")
-        print("|---|---|---|---|")
+        print("\n| frames after the given one | PSNR generated | PSNR repeat given frame | difference [95 % CI, scene-camera clips] | frames |")
+        print("|---|---|---|---|---|")
         for k, d in ff.items():
-            print(f"| {k} | {d['generated']:.2f} | {d['repeat_first']:.2f} | {d['frames']} |")
+            lo, hi = d["difference_ci"]
+            print(f"| {k} | {d['generated']:.2f} | {d['repeat_first']:.2f} | {d['difference']:+.2f} [{lo:+.2f}, {hi:+.2f}] | {d['frames']} |")
     result = {"machine": platform.platform(), "python": sys.version.split()[0], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "scenes": scenes, "steps": a.steps, "sampler": a.sampler, "guidance": a.guidance, "seed": a.seed,
               "first_frame_strength": a.first_frame_strength, "commands": commands,

@@ -43,3 +43,20 @@ def test_psnr_of_known_images():
     assert bench.psnr(a, b) == pytest.approx(0.0)
     c = np.full_like(a, 51)  # mse (51/255)^2 = 0.04 -> 13.98 dB
     assert bench.psnr(a, c) == pytest.approx(10 * np.log10(1 / 0.04))
+
+
+def test_first_frame_psnr_pairs_each_frame_with_the_repeated_one(tmp_path):
+    src = write_handmade(tmp_path / "src")
+    reader = NuScenesReader(src)
+    scenes = [reader.scene_name(t) for t in reader.scene_tokens()]
+    buckets = [(1, 3), (3, 10_000)]
+    perfect = bench.first_frame_psnr(src, src, scenes, buckets, num_resamples=50)  # the real frames as "generated"
+    for row in perfect.values():
+        assert row["generated"] == pytest.approx(100.0)  # identical to the truth (PSNR capped)
+        assert row["repeat_first"] < 60 and row["difference"] == pytest.approx(100.0 - row["repeat_first"])
+        assert row["difference_ci"][0] > 0
+    held = bench.first_frame_psnr(bench.repeat_first_root(src, tmp_path / "repeat", scenes), src, scenes, buckets, num_resamples=50)
+    for k, row in held.items():  # the repeated frame scored against itself: no difference, no spread
+        assert row["generated"] == pytest.approx(perfect[k]["repeat_first"])
+        assert row["difference"] == 0.0 and row["difference_ci"] == [0.0, 0.0]
+    assert perfect["1-2"]["frames"] == 2 * len(CAMERA_CHANNELS) * len(scenes)

@@ -12,7 +12,7 @@ from genesis_drive.data.clips import ClipIndex, ClipSpec
 from genesis_drive.data.nuscenes import NuScenesReader
 from genesis_drive.data.schema import CAMERA_CHANNELS
 from genesis_drive.errors import ConfigError
-from genesis_drive.generate.camera import DEFAULT_STRENGTH, encode_frames, generate_chunk, mode_strength, sample_latents, static_video
+from genesis_drive.generate.camera import DEFAULT_FIRST_FRAME_STRENGTH, DEFAULT_STRENGTH, encode_frames, generate_chunk, mode_strength, sample_latents, static_video
 from genesis_drive.generate.root import write_generated_root
 from genesis_drive.generate.scene import frames_by_token, generate_scene
 from genesis_drive.layout.conditions import ConditionTransform
@@ -125,7 +125,8 @@ def test_first_frame_strength_starts_from_the_given_frame_held_still(nets, cond)
 
 def test_mode_strength_defaults_and_refusals():
     assert mode_strength("noisy-latent", None) == DEFAULT_STRENGTH == 0.6
-    assert mode_strength("first-frame", None) == 1.0 and mode_strength("free", None) == mode_strength("free", 1.0) == 1.0
+    assert mode_strength("first-frame", None) == DEFAULT_FIRST_FRAME_STRENGTH == 0.9
+    assert mode_strength("free", None) == mode_strength("free", 1.0) == 1.0
     assert mode_strength("first-frame", 0.8) == 0.8
     with pytest.raises(ConfigError, match=r"must be in \[0, 1\], got 1.5"):
         mode_strength("first-frame", 1.5)

@@ -39,19 +39,23 @@ from ..models.camera.conditions import CONDITION_GROUPS
 from ..models.camera.dit import MultiViewDiT
 from ..models.codec import LatentCodec
 
-__all__ = ["MODES", "DEFAULT_STRENGTH", "mode_strength", "check_drop", "sample_latents", "encode_frames", "decode_frames", "static_video", "generate_chunk"]
+__all__ = ["MODES", "DEFAULT_STRENGTH", "DEFAULT_FIRST_FRAME_STRENGTH", "mode_strength", "check_drop", "sample_latents", "encode_frames", "decode_frames", "static_video", "generate_chunk"]
 
 MODES = ("free", "first-frame", "noisy-latent")
 #: noisy-latent mode's default noise level.
 DEFAULT_STRENGTH = 0.6
+#: first-frame mode's default start (the given frame held still, noised to it): chosen on the
+#: validation root st_val among 1.0 / 0.9 / 0.8 / 0.7 (docs/benchmarks.md, "First-frame mode from
+#: the held frame").
+DEFAULT_FIRST_FRAME_STRENGTH = 0.9
 
 
 def mode_strength(mode: str, strength: float | None) -> float:
     """The flow time a generation in ``mode`` starts from: ``strength`` when given (noisy-latent
-    and first-frame modes), else :data:`DEFAULT_STRENGTH` in noisy-latent mode and 1 (pure noise)
-    in the others. One-line ConfigError for a value outside [0, 1] or one below 1 in free mode."""
+    and first-frame modes), else :data:`DEFAULT_STRENGTH` in noisy-latent mode,
+    :data:`DEFAULT_FIRST_FRAME_STRENGTH` in first-frame mode and 1 (pure noise) in free mode. One-line ConfigError for a value outside [0, 1] or one below 1 in free mode."""
     if strength is None:
-        return DEFAULT_STRENGTH if mode == "noisy-latent" else 1.0
+        return {"noisy-latent": DEFAULT_STRENGTH, "first-frame": DEFAULT_FIRST_FRAME_STRENGTH}.get(mode, 1.0)
     if not 0.0 <= strength <= 1.0:
         raise ConfigError(f"--strength must be in [0, 1], got {strength}")
     if mode == "free" and strength < 1.0:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import ConfigError, DataError
-from .camera import DEFAULT_STRENGTH, MODES, check_drop, mode_strength
+from .camera import DEFAULT_FIRST_FRAME_STRENGTH, DEFAULT_STRENGTH, MODES, check_drop, mode_strength
 from .joint import LIDAR_REFERENCES
 from .lidar import LIDAR_MODES
 from .shard import Split, parse_shard, parts_dir, torchrun_rank
@@ -107,7 +107,7 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p.add_argument("--strength", type=float, default=None, metavar="S",
                    help=f"noisy-latent mode: noise level in [0, 1] the real latents start from (1 = pure noise; "
                         f"default {DEFAULT_STRENGTH}); first-frame mode: below 1, each chunk starts from its given frame "
-                        "held still, noised to S (FrameInit; default 1, from pure noise)")
+                        f"held still, noised to S (1 = pure noise; default {DEFAULT_FIRST_FRAME_STRENGTH})")
     p.add_argument("--scenes", nargs="+", metavar="NAME", help="scene names to generate (default: every scene)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
