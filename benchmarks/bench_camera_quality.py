@@ -9,9 +9,9 @@ Generates the chosen scenes of ``--source`` with ``genesis-drive generate`` in t
 evaluates each with ``genesis-drive eval layout2d`` against the source's SynthTown truth buffers:
 
 * ``free``: every frame generated from the layout (and the other conditions);
-* ``first-frame``: the real first frame given, every later frame generated (with
-  ``--first-frame-strength S < 1``: each chunk started from its given frame held still, noised to
-  ``S``, ``generate --strength S``);
+* ``first-frame``: the real first frame given, every later frame generated (each chunk started
+  from its given frame held still, noised to ``generate``'s first-frame strength, 0.9 unless
+  ``--first-frame-strength S`` passes ``--strength S``; 1 = from pure noise);
 * ``vae``: ``noisy-latent --strength 0``: the real frames through the VAE only (encode, decode),
   the best a generator working in this latent space at this image size can reach.
 
@@ -155,7 +155,7 @@ def main() -> None:
     ap.add_argument("--drop-conditions", nargs="+", default=[], metavar="GROUP",
                     help="condition groups left out at sampling (generate --drop-conditions; ablations)")
     ap.add_argument("--first-frame-strength", type=float, default=None, metavar="S",
-                    help="first-frame mode's generate --strength (default: none, from pure noise)")
+                    help="first-frame mode's generate --strength (default: generate's, 0.9; 1 = from pure noise)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
 

@@ -39,7 +39,8 @@ from ..models.camera.conditions import CONDITION_GROUPS
 from ..models.camera.dit import MultiViewDiT
 from ..models.codec import LatentCodec
 
-__all__ = ["MODES", "DEFAULT_STRENGTH", "DEFAULT_FIRST_FRAME_STRENGTH", "mode_strength", "check_drop", "sample_latents", "encode_frames", "decode_frames", "static_video", "generate_chunk"]
+__all__ = ["MODES", "DEFAULT_STRENGTH", "DEFAULT_FIRST_FRAME_STRENGTH", "mode_strength", "check_drop", "sample_latents",
+           "encode_frames", "decode_frames", "static_video", "generate_chunk"]
 
 MODES = ("free", "first-frame", "noisy-latent")
 #: noisy-latent mode's default noise level.
@@ -53,7 +54,8 @@ DEFAULT_FIRST_FRAME_STRENGTH = 0.9
 def mode_strength(mode: str, strength: float | None) -> float:
     """The flow time a generation in ``mode`` starts from: ``strength`` when given (noisy-latent
     and first-frame modes), else :data:`DEFAULT_STRENGTH` in noisy-latent mode,
-    :data:`DEFAULT_FIRST_FRAME_STRENGTH` in first-frame mode and 1 (pure noise) in free mode. One-line ConfigError for a value outside [0, 1] or one below 1 in free mode."""
+    :data:`DEFAULT_FIRST_FRAME_STRENGTH` in first-frame mode and 1 (pure noise) in free mode.
+    One-line ConfigError for a value outside [0, 1] or one below 1 in free mode."""
     if strength is None:
         return {"noisy-latent": DEFAULT_STRENGTH, "first-frame": DEFAULT_FIRST_FRAME_STRENGTH}.get(mode, 1.0)
     if not 0.0 <= strength <= 1.0:

@@ -58,7 +58,6 @@ DEFAULT_GUIDANCE = 2.0
 #: The LiDAR DiT's default guidance scale: the best of 1 / 1.5 / 2 on a validation root (SynthTown seed
 #: 2000, neither trained nor tested on; docs/benchmarks.md, "LiDAR forecasting").
 DEFAULT_LIDAR_GUIDANCE = 1.5
-#: Default noise level of noisy-latent mode.
 
 _EPILOG = """\
 examples:
