@@ -49,6 +49,7 @@ import numpy as np
 from genesis_drive.data.clips import resize_crop
 from genesis_drive.data.nuscenes import NuScenesReader, read_image
 from genesis_drive.data.schema import CAMERA_CHANNELS
+from genesis_drive.eval.bootstrap import bootstrap_ci
 
 MODES = {
     "free": ["--mode", "free"],
@@ -80,8 +81,6 @@ def first_frame_psnr(gen_root: Path, source: Path, scenes: list[str], buckets: l
     """Mean PSNR per frame-offset bucket ``[lo, hi)`` of generated frames and of the repeated first
     frame, against the real frames resized to the generated size, and their paired difference
     (generated - repeated) with a 95 % bootstrap interval that resamples whole scene-camera clips."""
-    from genesis_drive.eval.bootstrap import bootstrap_ci
-
     gen, ref = NuScenesReader(gen_root), NuScenesReader(source)
     out = {f"{lo}-{hi - 1}": {"generated": [], "repeat_first": [], "clip": []} for lo, hi in buckets}
     clip = 0

@@ -107,10 +107,11 @@ def sample_latents(
         raise ConfigError(f"strength must be in [0, 1], got {strength}")
     if mode == "first-frame" and given_latents is None:
         raise ConfigError("first-frame mode needs given latent frames")
-    if mode == "noisy-latent" and real_latents is None:
-        raise ConfigError("noisy-latent mode needs the real latents")
-    if mode == "first-frame" and strength < 1.0 and real_latents is None:
-        raise ConfigError("first-frame mode with strength < 1 needs the latents to start from (the given frame held)")
+    # noisy-latent mode, and first-frame mode below strength 1, start from latents noised to the strength
+    from_latents = mode == "noisy-latent" or (mode == "first-frame" and strength < 1.0)
+    if from_latents and real_latents is None:
+        raise ConfigError("noisy-latent mode needs the real latents" if mode == "noisy-latent" else
+                          "first-frame mode with strength < 1 needs the latents to start from (the given frame held)")
     b, v, t = shape[:3]
     device = next(dit.parameters()).device
     given = torch.zeros(b, t, dtype=torch.bool, device=device)
@@ -136,10 +137,9 @@ def sample_latents(
         return dit(x, time, cond, layout=layout, given=given, drop=drop_all)
 
     generator = torch.Generator().manual_seed(int(seed))
-    noisy = mode == "noisy-latent" or (mode == "first-frame" and strength < 1.0)
     return sample(
         cfg_velocity(v_cond, v_uncond, guidance), tuple(shape), steps=steps, method=method, shift=shift, generator=generator, device=device,
-        x0=real_latents.to(device) if noisy else None, t_start=strength if noisy else 1.0, keep=keep,
+        x0=real_latents.to(device) if from_latents else None, t_start=strength if from_latents else 1.0, keep=keep,
     )  # fmt: skip
 
 

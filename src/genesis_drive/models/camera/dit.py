@@ -314,8 +314,9 @@ def grow_depth(weights: Mapping[str, torch.Tensor], config: MultiViewDiTConfig, 
     """
     if depth <= config.depth:
         raise ConfigError(f"grow_depth: the new depth must exceed the trained depth {config.depth}, got {depth}")
-    torch.manual_seed(seed)
-    grown = MultiViewDiT(replace(config, depth=depth)).state_dict()
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation, the caller's RNG state untouched
+        torch.manual_seed(seed)
+        grown = MultiViewDiT(replace(config, depth=depth)).state_dict()
     new = {f"blocks.{i}." for i in range(config.depth, depth)}
     missing = sorted(k for k in grown if k not in weights and not k.startswith(tuple(new)))
     extra = sorted(set(weights) - set(grown))
