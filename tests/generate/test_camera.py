@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -132,6 +134,21 @@ def test_mode_strength_defaults_and_refusals():
         mode_strength("first-frame", 1.5)
     with pytest.raises(ConfigError, match="noisy-latent and first-frame only"):
         mode_strength("free", 0.5)
+
+
+def test_a_dit_with_a_layout_hint_reads_the_rendered_layout_at_sampling(nets, cond):
+    _, codec = nets
+    torch.manual_seed(0)
+    dit = pretrained_like(MultiViewDiT(replace(DIT_PRESETS["test"](4), layout_hint=8)), keep_control_zero=False).eval()
+    kw = dict(mode="free", steps=2, seed=0)
+    a = generate_chunk(dit, codec, cond, **kw)
+    # generate_chunk hands the rendered layout video to the hint: zeroing the hint's output (as at
+    # initialisation) removes what the pixels add, and the frames change
+    with torch.no_grad():
+        dit.layout_hint.out.weight.zero_()
+        dit.layout_hint.out.bias.zero_()
+    b = generate_chunk(dit, codec, cond, **kw)
+    assert a.shape == b.shape and not np.array_equal(a, b)
 
 
 def test_dropped_groups_leave_the_conditional_branch(nets, cond):

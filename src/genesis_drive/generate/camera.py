@@ -83,6 +83,7 @@ def sample_latents(
     real_latents: torch.Tensor | None = None,
     strength: float = 1.0,
     layout: torch.Tensor | None = None,
+    layout_video: torch.Tensor | None = None,
     steps: int = 20,
     guidance: float = 1.0,
     method: str = "euler",
@@ -96,7 +97,8 @@ def sample_latents(
     ``(b v m c h w)`` clean latents of the first ``m`` latent frames (required in first-frame mode).
     real_latents: ``(b v t c h w)`` (required in noisy-latent mode, and in first-frame mode with
     ``strength < 1``: the static video of the given frame). layout: the layout video's
-    latents for the control branch, ``shape`` like the output, or None. shift: the sampler's time
+    latents for the control branch, ``shape`` like the output, or None. layout_video: the layout
+    video itself ``(b v T 3 H W)`` uint8, for a DiT with a layout hint encoder. shift: the sampler's time
     grid shift (:func:`diffusion.samplers.time_grid`; the DiT run's ``time.shift``, 1 = uniform).
     drop: condition groups left out of both branches (:data:`CONDITION_GROUPS`).
     """
@@ -131,10 +133,10 @@ def sample_latents(
     dropped = {g: drop_all[g] for g in drop} or None
 
     def v_cond(x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        return dit(x, time, cond, layout=layout, given=given, drop=dropped)
+        return dit(x, time, cond, layout=layout, given=given, drop=dropped, layout_video=layout_video)
 
     def v_uncond(x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        return dit(x, time, cond, layout=layout, given=given, drop=drop_all)
+        return dit(x, time, cond, layout=layout, given=given, drop=drop_all, layout_video=layout_video)
 
     generator = torch.Generator().manual_seed(int(seed))
     return sample(
@@ -201,5 +203,5 @@ def generate_chunk(
     if real is not None and tuple(real.shape) != shape:
         raise ConfigError(f"real frames encode to {tuple(real.shape)}, the layout to {shape}: give the clip's own frames")
     z = sample_latents(dit, batch, shape, mode=mode, given_latents=given, real_latents=real, strength=strength, layout=layout,
-                       steps=steps, guidance=guidance, method=method, shift=shift, seed=seed, drop=drop)  # fmt: skip
+                       layout_video=batch["layout"], steps=steps, guidance=guidance, method=method, shift=shift, seed=seed, drop=drop)  # fmt: skip
     return decode_frames(codec, z)

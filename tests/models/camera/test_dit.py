@@ -5,7 +5,8 @@ import torch
 
 from genesis_drive.errors import ConfigError
 from genesis_drive.models.camera.conditions import CONDITION_GROUPS
-from genesis_drive.models.camera.dit import DIT_PRESETS, MultiViewDiT, MultiViewDiTConfig, grow_depth
+from genesis_drive.models.camera.dit import DIT_PRESETS, MultiViewDiT, MultiViewDiTConfig, add_layout_hint, grow_depth
+from genesis_drive.models.camera.layout_hint import LayoutHint
 from genesis_drive.train.loop import enable_grad_checkpointing
 
 from .helpers import conditions
@@ -122,6 +123,53 @@ def test_growing_the_depth_keeps_the_function_and_trains_the_new_blocks():
         grow_depth(small.state_dict(), small.config, 2)
     with pytest.raises(ConfigError, match="do not fit"):
         grow_depth({k: v for k, v in small.state_dict().items() if k != "final.linear.weight"}, small.config, 4)
+
+
+def test_a_layout_hint_added_to_a_trained_dit_keeps_its_function_then_reads_the_layout_pixels():
+    small = pretrained_like(make(), keep_control_zero=False).eval()
+    x, time, cond, layout = inputs()
+    video = cond["layout"]  # b v 9 3 24 32 uint8: the rendered layout of the test clip
+    with torch.no_grad():
+        before = small(x, time, cond, layout=layout)
+    hinted = MultiViewDiT(replace(small.config, layout_hint=8))
+    hinted.load_state_dict(add_layout_hint(small.state_dict(), small.config, 8))
+    hinted.eval()
+    assert torch.allclose(hinted(x, time, cond, layout=layout, layout_video=video), before, atol=1e-6)
+    hinted(x, time, cond, layout=layout, layout_video=video).square().mean().backward()
+    assert hinted.layout_hint.out.weight.grad.abs().sum() > 0  # trains from the first step
+    with torch.no_grad():
+        hinted.layout_hint.out.weight.normal_(0, 0.1)
+        moved = video.roll(shifts=8, dims=-1)  # the same layout drawn 8 pixels to the right
+        a = hinted(x, time, cond, layout=layout, layout_video=video)
+        b = hinted(x, time, cond, layout=layout, layout_video=moved)
+        dropped = {"layout": torch.tensor([True, False])}
+        c = hinted(x, time, cond, layout=layout, layout_video=video, drop=dropped)
+        d = hinted(x, time, cond, layout=layout, layout_video=moved, drop=dropped)
+    assert not torch.allclose(a, b, atol=1e-4)  # the pixels now steer the output
+    assert torch.equal(c[0], d[0]) and not torch.allclose(c[1], d[1], atol=1e-4)  # dropping the layout drops the hint too
+    with pytest.raises(ValueError, match="pass layout_video"):
+        hinted(x, time, cond, layout=layout)
+    with pytest.raises(ConfigError, match="already"):
+        add_layout_hint(hinted.state_dict(), hinted.config, 8)
+    with pytest.raises(ConfigError, match="needs control_depth"):
+        replace(small.config, control_depth=0, layout_hint=8)
+
+
+def test_layout_hint_groups_frames_like_the_causal_vae():
+    torch.manual_seed(0)
+    hint = LayoutHint(8, downsample=8, temporal=4, width=16)
+    torch.nn.init.normal_(hint.out.weight)
+    video = torch.randint(0, 256, (1, 2, 9, 3, 24, 32), dtype=torch.uint8)
+    out = hint(video)
+    assert out.shape == (1, 2, 3, 12, 16)  # b v t' (3 x 4 tokens) d
+    later = video.clone()
+    later[:, :, 5] = 255 - later[:, :, 5]  # frame 5 belongs to latent frame 2 (frames 5..8)
+    changed = (hint(later) - out).abs().amax(dim=(0, 1, 3, 4))
+    assert changed[0] == 0 and changed[1] == 0 and changed[2] > 0
+    with pytest.raises(ValueError, match="power of two"):
+        LayoutHint(8, downsample=6, temporal=4, width=16)
+    with pytest.raises(ValueError, match="do not tile"):
+        hint(video[..., :20])
 
 
 def test_deterministic_under_a_seed():

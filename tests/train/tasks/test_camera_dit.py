@@ -296,3 +296,36 @@ def test_detail_weight_weighs_the_cells_of_lines_and_boxes(task_and_batch, tmp_p
         CameraDiTTask(dataclasses.replace(task.cfg, latent_cache=str(tmp_path / "cache")), task.data_root).train_dataset()[0]
     with pytest.raises(ConfigError, match="detail_weight"):
         dataclasses.replace(task.cfg, detail_weight=-1.0)
+
+
+def test_a_layout_hint_reads_the_layout_video_cached_or_not_and_learns(task_and_batch, tmp_path):
+    task, batch = task_and_batch
+    cfg = dataclasses.replace(task.cfg, model=dataclasses.replace(task.cfg.model, layout_hint=8))
+    hinted = CameraDiTTask(cfg, task.data_root)
+    model = _model(hinted)
+    with torch.no_grad():  # a trained-looking hint, so the layout video changes the prediction
+        nn.init.normal_(model.layout_hint.out.weight, std=0.1)
+    for p in [*model.control_out.parameters(), *model.final.parameters()]:
+        nn.init.normal_(p, std=0.1)
+    with torch.no_grad():
+        plain = _loss(hinted, model, batch)
+        blank = _loss(hinted, model, {**batch, "layout": torch.zeros_like(batch["layout"])})
+    assert not torch.allclose(plain, blank)  # the hint reads the pixels, not only the layout latents
+    # the layout video travels through the latent cache (keyed apart from a cache without it)
+    cached = CameraDiTTask(dataclasses.replace(cfg, latent_cache=str(tmp_path / "cache")), task.data_root)
+    cds = cached.train_dataset()
+    assert torch.equal(cds[0]["layout"], batch["layout"][0]) and "layout_latents" in cds[0]
+    cb = cached.collate([cds[0], cds[1]])
+    with torch.no_grad():
+        torch.testing.assert_close(_loss(cached, model, cb), plain)
+    with pytest.raises(DataError):
+        CameraDiTTask(dataclasses.replace(task.cfg, latent_cache=str(tmp_path / "cache")), task.data_root).train_dataset()[0]
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    losses = []
+    for _ in range(30):
+        loss = _loss(cached, model, cb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses

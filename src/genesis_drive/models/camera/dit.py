@@ -40,7 +40,10 @@ layer, is added to the base tokens, and runs through copies of the first ``contr
 blocks (initialised from the base blocks' weights); after base block ``i`` the output of control
 block ``i`` is added through a zero-initialised linear projection. At init the control branch
 changes nothing, exactly. Dropping the ``layout`` group for a sample (or ``layout=None``) removes
-its control residuals.
+its control residuals. With ``layout_hint > 0`` the control branch also reads the layout video
+itself (``layout_video (b v T 3 H W)``) through a learned pixel-space encoder
+(:class:`.layout_hint.LayoutHint`, zero-initialised output) whose tokens are added to its input:
+the frozen VAE, trained on photographs, loses the layout's thin lines and small boxes.
 """
 
 from __future__ import annotations
@@ -57,9 +60,10 @@ from torch.utils.checkpoint import checkpoint
 from ...errors import ConfigError
 from ..common import MLP, AdaLNZero, Attention, FinalLayer, PatchEmbed, TimestepEmbedder, axis_ropes, gate, modulate, zero_module
 from .conditions import ConditionEncoder, ConditionEncoderConfig
+from .layout_hint import LayoutHint
 from .rays import plucker_rays
 
-__all__ = ["MultiViewDiTConfig", "MultiViewDiT", "MultiViewBlock", "DIT_PRESETS", "grow_depth", "test", "tiny", "paper"]
+__all__ = ["MultiViewDiTConfig", "MultiViewDiT", "MultiViewBlock", "DIT_PRESETS", "grow_depth", "add_layout_hint", "test", "tiny", "paper"]
 
 _CROSS_VIEW = ("all", "neighbours")
 _CHUNKS = 12  # (shift, scale, gate) x (spatial, cross-view, temporal, mlp)
@@ -75,7 +79,9 @@ class MultiViewDiTConfig:
     rope_theta: RoPE base. qk_norm: RMSNorm of queries and keys. conditions: the condition
     encoders (their ``temporal_compression`` must be the VAE's). grad_checkpointing: the initial
     value of every block's ``grad_checkpointing`` flag (recompute the block in the backward pass;
-    the training loop's ``enable_grad_checkpointing`` sets the flags)."""
+    the training loop's ``enable_grad_checkpointing`` sets the flags). layout_hint: channels of the
+    learned pixel-space layout encoder of the control branch (0: none; the control branch then
+    reads only the layout's VAE latents; needs ``control_depth > 0``)."""
 
     latent_channels: int
     patch_size: int = 1
@@ -90,6 +96,7 @@ class MultiViewDiTConfig:
     qk_norm: bool = True
     conditions: ConditionEncoderConfig = field(default_factory=ConditionEncoderConfig)
     grad_checkpointing: bool = False
+    layout_hint: int = 0
 
     def __post_init__(self) -> None:
         for name in ("latent_channels", "patch_size", "width", "depth", "heads", "spatial_compression"):
@@ -106,6 +113,9 @@ class MultiViewDiTConfig:
             raise ConfigError(f"MultiViewDiTConfig.control_depth must be in [0, depth={self.depth}], got {self.control_depth}")
         if not self.mlp_ratio > 0:
             raise ConfigError(f"MultiViewDiTConfig.mlp_ratio must be > 0, got {self.mlp_ratio}")
+        if self.layout_hint < 0 or (self.layout_hint and not self.control_depth):
+            raise ConfigError(f"MultiViewDiTConfig.layout_hint must be >= 0 and needs control_depth > 0, got "
+                              f"layout_hint={self.layout_hint}, control_depth={self.control_depth}")
 
 
 def test(latent_channels: int = 4) -> MultiViewDiTConfig:
@@ -203,7 +213,8 @@ class MultiViewBlock(nn.Module):
 
 
 class MultiViewDiT(nn.Module):
-    """The camera DiT (module docstring). ``forward(x, time, cond, layout=None, given=None, drop=None)``."""
+    """The camera DiT (module docstring). ``forward(x, time, cond, layout=None, given=None, drop=None,
+    layout_video=None)``."""
 
     def __init__(self, config: MultiViewDiTConfig):
         super().__init__()
@@ -222,6 +233,9 @@ class MultiViewDiT(nn.Module):
             self.control_in = zero_module(nn.Linear(d, d))
             self.control_blocks = nn.ModuleList(copy.deepcopy(self.blocks[i]) for i in range(config.control_depth))
             self.control_out = nn.ModuleList(zero_module(nn.Linear(d, d)) for _ in range(config.control_depth))
+            if config.layout_hint:
+                self.layout_hint = LayoutHint(config.layout_hint, config.spatial_compression * p,
+                                              config.conditions.temporal_compression, d)
 
     def load_control_from_base(self) -> None:
         """Copy the first ``control_depth`` base blocks' weights into the control blocks
@@ -244,6 +258,7 @@ class MultiViewDiT(nn.Module):
         layout: torch.Tensor | None = None,
         given: torch.Tensor | None = None,
         drop: Mapping[str, torch.Tensor] | None = None,
+        layout_video: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity ``(b v t c h w)``.
 
@@ -254,6 +269,8 @@ class MultiViewDiT(nn.Module):
         given: ``(b t)`` bool, latent frames given clean (modulated with time 0), or None.
         drop: ``group -> (b,)`` bool, condition groups dropped per sample (classifier-free
         guidance; groups of :data:`.conditions.CONDITION_GROUPS`), or None.
+        layout_video: the layout video itself ``(b v 4 (t - 1) + 1 3 H W)``, uint8 (or in [-1, 1]),
+        at the VAE's input size; required with ``layout`` when ``config.layout_hint > 0``.
         """
         cfg = self.config
         if x.ndim != 6 or x.shape[3] != cfg.latent_channels:
@@ -264,6 +281,8 @@ class MultiViewDiT(nn.Module):
             raise ValueError(f"MultiViewDiT: intrinsics / cam_to_ego must be (b={b}, v={v}, ...), got {tuple(cond['intrinsics'].shape)} {tuple(cond['cam_to_ego'].shape)}")
         if layout is not None and layout.shape != x.shape:
             raise ValueError(f"MultiViewDiT: layout latents must have the latents' shape {tuple(x.shape)}, got {tuple(layout.shape)}")
+        if layout is not None and cfg.layout_hint and layout_video is None:
+            raise ValueError("MultiViewDiT: this DiT has a layout hint encoder (layout_hint > 0): pass layout_video with layout")
 
         tok = self._embed(self.patch, x)
         size = (w * cfg.spatial_compression, h * cfg.spatial_compression)
@@ -282,6 +301,8 @@ class MultiViewDiT(nn.Module):
         ctrl = None
         if layout is not None and cfg.control_depth:
             ctrl = tok + self.control_in(self._embed(self.control_patch, layout))
+            if cfg.layout_hint:
+                ctrl = ctrl + self.layout_hint(layout_video).to(ctrl.dtype)
             keep = None
             if drop is not None and "layout" in drop:
                 keep = (~drop["layout"].bool()).to(tok.dtype).reshape(b, 1, 1, 1, 1)
@@ -314,17 +335,37 @@ def grow_depth(weights: Mapping[str, torch.Tensor], config: MultiViewDiTConfig, 
     """
     if depth <= config.depth:
         raise ConfigError(f"grow_depth: the new depth must exceed the trained depth {config.depth}, got {depth}")
-    with torch.random.fork_rng(devices=[]):  # seeded initialisation, the caller's RNG state untouched
-        torch.manual_seed(seed)
-        grown = MultiViewDiT(replace(config, depth=depth)).state_dict()
-    new = {f"blocks.{i}." for i in range(config.depth, depth)}
-    missing = sorted(k for k in grown if k not in weights and not k.startswith(tuple(new)))
-    extra = sorted(set(weights) - set(grown))
-    if missing or extra:
-        raise ConfigError(f"grow_depth: the weights do not fit the config (missing {missing[:3]}, unexpected {extra[:3]})")
-    out = {k: (weights[k] if k in weights else v) for k, v in grown.items()}
+    new = tuple(f"blocks.{i}." for i in range(config.depth, depth))
+    out = _extend(weights, replace(config, depth=depth), new, seed, "grow_depth")
     for i in range(config.depth, depth):
         for part in _BLOCK_OUTPUTS:
             for kind in ("weight", "bias"):
                 out[f"blocks.{i}.{part}.{kind}"] = torch.zeros_like(out[f"blocks.{i}.{part}.{kind}"])
     return out
+
+
+def add_layout_hint(weights: Mapping[str, torch.Tensor], config: MultiViewDiTConfig, channels: int, *,
+                    seed: int = 0) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The weights of a trained ``config`` DiT with a freshly initialised (``seed``) layout hint
+    encoder of ``channels`` added (:class:`.layout_hint.LayoutHint`); its output projection is
+    zero-initialised, so the DiT computes exactly the same function until it is trained."""
+    if config.layout_hint:
+        raise ConfigError(f"add_layout_hint: the DiT has a layout hint already (layout_hint={config.layout_hint})")
+    if channels < 1:
+        raise ConfigError(f"add_layout_hint: channels must be >= 1, got {channels}")
+    return _extend(weights, replace(config, layout_hint=channels), ("layout_hint.",), seed, "add_layout_hint")
+
+
+def _extend(weights: Mapping[str, torch.Tensor], new_config: MultiViewDiTConfig, new_prefixes: tuple[str, ...],
+            seed: int, what: str) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Trained ``weights`` completed to a ``new_config`` DiT: the parameters under ``new_prefixes``
+    initialised with ``seed`` (the caller's RNG state untouched), every other one taken from
+    ``weights``, which must hold exactly those."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = MultiViewDiT(new_config).state_dict()
+    missing = sorted(k for k in fresh if k not in weights and not k.startswith(new_prefixes))
+    extra = sorted(set(weights) - set(fresh))
+    if missing or extra:
+        raise ConfigError(f"{what}: the weights do not fit the config (missing {missing[:3]}, unexpected {extra[:3]})")
+    return {k: (weights[k] if k in weights else v) for k, v in fresh.items()}

@@ -289,14 +289,16 @@ class CameraDiTTask(ClipTask):
         if not self.cfg.latent_cache:
             return base
         cfg = self.cfg
-        cache = LatentCache(cfg.latent_cache, self.vae.version,
-                            fingerprint(self.clip_spec(), cfg.conditions, cfg.clips.manifest,
-                                        *(["detail_mask"] if cfg.detail_weight > 0 else [])))  # fmt: skip
+        extras = (["detail_mask"] if cfg.detail_weight > 0 else []) + (["layout"] if cfg.model.layout_hint else [])
+        cache = LatentCache(cfg.latent_cache, self.vae.version, fingerprint(self.clip_spec(), cfg.conditions, cfg.clips.manifest, *extras))
         ids = [base.index.refs[i].clip_id for i in range(len(base))]
         return FillingLatentDataset(base, ids, cache, self._encode_item)
 
     def _encode_item(self, item: dict) -> tuple[dict, dict]:
-        return encode_clip_item(self.vae, item)
+        tensors, extra = encode_clip_item(self.vae, item)
+        if self.cfg.model.layout_hint:  # the layout hint encoder reads the layout video itself
+            tensors["layout"] = item["layout"]
+        return tensors, extra
 
     def latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised ``(image latents, layout latents)`` ``b v t' c h' w'`` of a batch: the cached
@@ -335,12 +337,17 @@ class CameraDiTTask(ClipTask):
         g6 = given[:, None, :, None, None, None]
         xt = torch.where(g6, x0, add_noise(x0, noise, t))
         drop = sample_drop(b, cfg.drop, device=dev)
-        pred = model(xt, t, self.conditions(batch), layout=layout, given=given, drop=drop)
+        pred = model(xt, t, self.conditions(batch), layout=layout, given=given, drop=drop,
+                     layout_video=self.layout_video(batch))
         weight = (~g6).float()
         if cfg.detail_weight > 0:
             weight = weight * (1.0 + cfg.detail_weight * batch["detail_mask"][:, :, :, None].float())  # b v t' 1 h' w'
         loss = flow_loss(pred.float(), velocity_target(x0, noise), weight)
         return {"loss": loss, "given_frac": given[:, 0].float().mean(), "time": t.mean()}
+
+    def layout_video(self, batch: dict) -> torch.Tensor | None:
+        """The layout video ``b v T 3 H W`` uint8 for a DiT with a layout hint encoder, else None."""
+        return batch["layout"] if self.cfg.model.layout_hint else None
 
     @torch.no_grad()
     def preview(self, model: nn.Module, batch: dict) -> dict[str, np.ndarray]:
@@ -350,7 +357,8 @@ class CameraDiTTask(ClipTask):
         x0, layout = self.latents(one)
         cond = self.conditions(one)
         gen = torch.Generator(device=x0.device).manual_seed(0)
-        z = sample(lambda x, t: model(x, t, cond, layout=layout).float(), tuple(x0.shape), steps=self.cfg.preview_steps,
+        video = self.layout_video(one)
+        z = sample(lambda x, t: model(x, t, cond, layout=layout, layout_video=video).float(), tuple(x0.shape), steps=self.cfg.preview_steps,
                    method="heun", shift=self.cfg.time.shift, generator=gen, device=x0.device)  # fmt: skip
         fake = self._decode_view0(z)
         real, lay = (self._frames(one, key, z0) for key, z0 in (("images", x0), ("layout", layout)))
