@@ -35,6 +35,10 @@ def test_layout_colours_decode_to_classes():
     labels = layout_semantics(np.array([px], dtype=np.uint8))[0]
     names = ["drivable_area", "lane_line", "lane_line", "vehicle", "pedestrian", "cycle", "obstacle", "background"]
     assert labels.tolist() == [SEG_CLASSES.index(n) for n in names] + [-1]
+    # a lossy copy: every colour moved by a few levels reads as its nearest exact colour
+    noisy = np.clip(np.array([px], dtype=np.int64) + np.array([3, -4, 2]), 0, 255).astype(np.uint8)
+    assert layout_semantics(noisy)[0, 0] == -1
+    assert layout_semantics(noisy, nearest=True)[0].tolist() == [SEG_CLASSES.index(n) for n in names] + [SEG_CLASSES.index("background")]
 
 
 def test_rendered_layouts_decode_completely(clip):

@@ -200,12 +200,17 @@ def _palette() -> tuple[np.ndarray, np.ndarray]:
 _CODES, _CLASSES = _palette()
 
 
-def layout_semantics(layout: np.ndarray) -> np.ndarray:
+def layout_semantics(layout: np.ndarray, nearest: bool = False) -> np.ndarray:
     """Per-pixel :data:`SEG_CLASSES` index (H, W) int64 of a layout image (H, W, 3) uint8; -1 for
-    colours that are not exact layout colours."""
+    colours that are not exact layout colours, or with ``nearest`` the class of the nearest exact
+    colour (squared RGB distance; for a layout image that went through a lossy codec)."""
     img = np.asarray(layout)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"layout image must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
+    if nearest:
+        rgb = np.stack([(_CODES >> 16) & 255, (_CODES >> 8) & 255, _CODES & 255], axis=-1)  # K 3
+        dist = ((img[..., None, :].astype(np.int64) - rgb) ** 2).sum(-1)  # H W K
+        return _CLASSES[dist.argmin(-1)]
     code = (img[..., 0].astype(np.int64) << 16) | (img[..., 1].astype(np.int64) << 8) | img[..., 2]
     pos = np.clip(np.searchsorted(_CODES, code), 0, len(_CODES) - 1)
     return np.where(_CODES[pos] == code, _CLASSES[pos], -1)
