@@ -99,17 +99,22 @@ def test_preview_rows_and_determinism(task_and_batch):
     assert not np.array_equal(task.preview(model, batch)["sample"][:, 64:], out[:, 64:])
 
 
-def test_overfits_one_batch(task_and_batch):
-    task, batch = task_and_batch
-    model = _model(task)
+def _overfit(task, model, batch, steps: int) -> list[float]:
+    """The losses of ``steps`` Adam steps on one batch (same draws every step)."""
     opt = torch.optim.Adam(model.parameters(), 2e-3)
     losses = []
-    for _ in range(40):
+    for _ in range(steps):
         loss = _loss(task, model, batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    return losses
+
+
+def test_overfits_one_batch(task_and_batch):
+    task, batch = task_and_batch
+    losses = _overfit(task, _model(task), batch, 40)
     assert losses[-1] < 0.5 * losses[0], losses
 
 
@@ -320,12 +325,5 @@ def test_a_layout_hint_reads_the_layout_video_cached_or_not_and_learns(task_and_
         torch.testing.assert_close(_loss(cached, model, cb), plain)
     with pytest.raises(DataError):
         CameraDiTTask(dataclasses.replace(task.cfg, latent_cache=str(tmp_path / "cache")), task.data_root).train_dataset()[0]
-    opt = torch.optim.Adam(model.parameters(), 2e-3)
-    losses = []
-    for _ in range(30):
-        loss = _loss(cached, model, cb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = _overfit(cached, model, cb, 30)
     assert losses[-1] < 0.5 * losses[0], losses
