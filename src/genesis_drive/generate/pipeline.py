@@ -176,7 +176,8 @@ def generate_root(
     ``strength`` (None: :data:`generate.camera.DEFAULT_STRENGTH`); in first-frame mode a strength
     below 1 starts every chunk from its given frame held still, noised to it (FrameInit, see
     :mod:`generate.camera`; None: :data:`generate.camera.DEFAULT_FIRST_FRAME_STRENGTH`). captions: a
-    DataCrafter manifest of ``source`` with embeddings; each chunk gets the global caption embedding of its best-overlapping kept clip (:class:`generate.captions.ManifestCaptions`);
+    DataCrafter manifest of ``source`` with embeddings; each chunk gets the global caption embedding
+    of its best-overlapping kept clip (:class:`generate.captions.ManifestCaptions`);
     None: no caption (the DiT's caption-dropped condition). drop: condition groups left out at
     sampling (:func:`generate.camera.sample_latents`; ablations). Nothing is left at ``out`` on failure.
 

@@ -198,6 +198,7 @@ def _palette() -> tuple[np.ndarray, np.ndarray]:
 
 
 _CODES, _CLASSES = _palette()
+_RGB = np.stack([(_CODES >> 16) & 255, (_CODES >> 8) & 255, _CODES & 255], axis=-1)  # K 3, the exact colours
 
 
 def layout_semantics(layout: np.ndarray, nearest: bool = False) -> np.ndarray:
@@ -208,8 +209,7 @@ def layout_semantics(layout: np.ndarray, nearest: bool = False) -> np.ndarray:
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"layout image must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
     if nearest:
-        rgb = np.stack([(_CODES >> 16) & 255, (_CODES >> 8) & 255, _CODES & 255], axis=-1)  # K 3
-        dist = ((img[..., None, :].astype(np.int64) - rgb) ** 2).sum(-1)  # H W K
+        dist = ((img[..., None, :].astype(np.int64) - _RGB) ** 2).sum(-1)  # H W K
         return _CLASSES[dist.argmin(-1)]
     code = (img[..., 0].astype(np.int64) << 16) | (img[..., 1].astype(np.int64) << 8) | img[..., 2]
     pos = np.clip(np.searchsorted(_CODES, code), 0, len(_CODES) - 1)
