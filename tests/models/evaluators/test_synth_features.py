@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from genesis_drive.errors import ConfigError
-from genesis_drive.models.evaluators.synth_features import FRAME_ORDERS, SEG_CLASSES, PairMotion, SynthFeatureNet, SynthFeatureNetConfig
+from genesis_drive.models.evaluators.synth_features import (
+    FRAME_ORDERS, SEG_CLASSES, PairMotion, SynthFeatureNet, SynthFeatureNetConfig, block_flow,
+)  # fmt: skip
 
 TINY = SynthFeatureNetConfig(image_size=(64, 36), widths=(16, 32, 64), seg_stride=4, num_features=64, num_video_features=64,
                              temporal_width=64, motion_widths=(8, 16))  # fmt: skip
@@ -52,6 +54,46 @@ def test_pair_motion_tells_the_two_frames_apart():
         assert pair(a, b).shape == (3, 16)
 
 
+def _texture(h: int = 72, w: int = 128) -> torch.Tensor:
+    """A smooth random grey texture (1, 1, h, w)."""
+    return F.avg_pool2d(torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(0)), 3, 1, 1)
+
+
+@pytest.mark.parametrize("scale,dx,dy", [(1, 1, 0), (2, 4, 0), (2, 0, -2), (4, -8, 4)])
+def test_block_flow_reads_a_known_shift(scale, dx, dy):
+    """A texture moved by (dx, dy) pixels reads (dx, dy) / (scale radius) away from the borders
+    (the soft-argmax pulls a little towards zero), and the pair swapped reads the opposite."""
+    a = _texture()
+    b = torch.roll(a, shifts=(dy, dx), dims=(-2, -1))
+    radius = 2
+    inner = (..., slice(3, -3), slice(3, -3))
+    flow = block_flow(a, b, scale, radius)[inner]
+    back = block_flow(b, a, scale, radius)[inner]
+    assert flow.shape[1] == 3
+    for k, true in ((0, dx), (1, dy)):
+        got = flow[:, k].mean().item() * scale * radius
+        assert abs(got - true) <= 0.15 * abs(true) + 0.1, (k, got, true)
+        assert abs(back[:, k].mean().item() * scale * radius + true) <= 0.15 * abs(true) + 0.1
+    assert flow[:, 2].mean() > 0.6  # the match is confident on texture
+    flat = block_flow(torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16), 2, radius)
+    assert flat[:, :2].abs().max() < 1e-4  # nothing to match: no displacement
+
+
+def test_pair_motion_sees_the_flow_channels():
+    """With flow_scales the pair vector depends on the block-matching flow: the same pair gives a
+    different vector once the flow channels' weights are changed, and the pair swapped differs."""
+    torch.manual_seed(0)
+    pair = PairMotion(3, (8, 8), flow_scales=(2,)).eval()
+    assert pair.net[0].in_channels == 5 * 3 + 2 + 3
+    a = _texture(16, 32).expand(2, 3, 16, 32) * 2 - 1
+    b = torch.roll(a, shifts=2, dims=-1)
+    with torch.no_grad():
+        before = pair(a, b)
+        assert (before - pair(b, a)).abs().max() > 1e-3
+        pair.net[0].weight[:, -3:] += 1.0
+        assert (pair(a, b) - before).abs().max() > 1e-3
+
+
 def _moving_squares(n: int, gen: torch.Generator) -> torch.Tensor:
     """Clips (n, 4, 3, 8, 16) in [-1, 1]: a bright 2x2 square moving 2 px right per frame over noise."""
     x = torch.rand(n, 4, 3, 8, 16, generator=gen) * 0.4 - 1
@@ -63,12 +105,13 @@ def _moving_squares(n: int, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
-def test_order_head_learns_the_direction_of_motion():
+@pytest.mark.parametrize("flow_scales", [(), (2,)])
+def test_order_head_learns_the_direction_of_motion(flow_scales):
     """Trained on squares moving right (in order) or left (reversed), the order head tells held-out
     clips apart; every frame set occurs in both orders, so no order-blind model can beat chance."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1)
-    net = SynthFeatureNet(MICRO)
+    net = SynthFeatureNet(replace(MICRO, flow_scales=flow_scales))
     opt = torch.optim.Adam(net.parameters(), 1e-2)
     for _ in range(50):
         x = _moving_squares(16, gen)
@@ -92,6 +135,10 @@ def test_config_checks():
         SynthFeatureNetConfig(widths=(16, 32), seg_stride=4, motion_widths=())
     with pytest.raises(ConfigError, match="divisible"):
         SynthFeatureNetConfig(image_size=(60, 36), widths=(16, 32, 64), seg_stride=8)
+    with pytest.raises(ConfigError, match="flow_scales"):
+        SynthFeatureNetConfig(image_size=(64, 36), widths=(16, 32, 64), seg_stride=4, flow_scales=(8,))
+    with pytest.raises(ConfigError, match="flow_radius"):
+        SynthFeatureNetConfig(image_size=(64, 36), widths=(16, 32, 64), seg_stride=4, flow_scales=(2,), flow_radius=0)
 
 
 def test_multiview_order_head_paths_agree_and_read_views_by_position():

@@ -35,7 +35,7 @@ from ...world.lighting import WEATHERS as _WEATHERS
 from ..blocks import ImageEncoder, encoder_strides, group_count
 
 __all__ = ["FRAME_ORDERS", "OBJECT_GROUPS", "SEG_CLASSES", "TIMES_OF_DAY", "WEATHERS", "PairMotion", "SynthFeatureNet",
-           "SynthFeatureNetConfig"]
+           "SynthFeatureNetConfig", "block_flow"]
 
 #: Classes of the coarse layout map (index 0 = nothing drawn: sky, buildings, unmapped ground).
 SEG_CLASSES: tuple[str, ...] = (
@@ -71,6 +71,12 @@ class SynthFeatureNetConfig:
     read *per view*; the gate multiplies a ``view_gate``-channel projection of the clip's motion
     by the frame encoder's own (order-blind, detached) ``channel`` probabilities, giving every
     view its own linear read-out of the motion.
+    flow_scales: scales (image pixels per cell) at which the pair motion CNN also sees a
+    block-matching flow (none: ``()``). The brightness-constancy evidence holds for motion below a
+    pixel, and driving moves the side views' pixels several pixels between the clip's frames, so at
+    each scale :func:`block_flow` matches every cell of the first image against the second within
+    ``flow_radius`` cells and hands the CNN the matched displacement and its confidence.
+    flow_radius: search radius of that matching, in cells of its scale.
     joint_order: channels per view of the *multi-view order head* (0: none): the motion summaries of
     all views of one multi-view clip (in ``views`` order), each projected to ``joint_order``
     channels, concatenated and read by a two-layer MLP into one :data:`FRAME_ORDERS` answer for the
@@ -87,6 +93,8 @@ class SynthFeatureNetConfig:
     motion_widths: tuple[int, ...] = (32, 64, 64)
     views: tuple[str, ...] = CAMERA_CHANNELS
     view_gate: int = 0
+    flow_scales: tuple[int, ...] = ()
+    flow_radius: int = 2
     joint_order: int = 0
 
     def __post_init__(self) -> None:
@@ -102,8 +110,42 @@ class SynthFeatureNetConfig:
             raise ConfigError("model.num_features, num_video_features, temporal_width must be >= 2 and views non-empty")
         if self.view_gate < 0:
             raise ConfigError(f"model.view_gate must be >= 0 (0: no view gate), got {self.view_gate}")
+        if any(k < 1 or w % k or h % k for k in self.flow_scales) or self.flow_radius < 1:
+            raise ConfigError(f"model.flow_scales must divide the image size {self.image_size} and model.flow_radius be >= 1, "
+                              f"got {self.flow_scales} and {self.flow_radius}")  # fmt: skip
         if self.joint_order < 0:
             raise ConfigError(f"model.joint_order must be >= 0 (0: no multi-view order head), got {self.joint_order}")
+
+
+def _local_norm(x: torch.Tensor) -> torch.Tensor:
+    """Each pixel of ``(n, 1, h, w)`` minus the mean of its 3x3 neighbourhood, over that neighbourhood's std."""
+    mu = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    var = F.avg_pool2d(x * x, 3, 1, 1, count_include_pad=False) - mu * mu
+    return (x - mu) / (var.clamp_min(0) + 1e-4).sqrt()
+
+
+def block_flow(first: torch.Tensor, second: torch.Tensor, scale: int, radius: int, temperature: float = 0.03) -> torch.Tensor:
+    """Block-matching flow of two grey images ``(n, 1, h, w)`` (h, w divisible by ``scale``):
+    ``(n, 3, h / scale, w / scale)`` = displacement (x, y) from ``first`` to ``second`` in units of
+    ``radius`` cells of ``scale`` pixels (in [-1, 1]), and the best match's correlation.
+
+    Both images are averaged over ``scale x scale`` cells and normalised by their 3x3 neighbourhood
+    (so brightness and contrast do not count); every cell's neighbourhood in ``first`` is
+    correlated with the neighbourhoods in ``second`` shifted by up to ``radius`` cells, and the
+    displacement is the soft-argmax of those correlations (``temperature``). A texture moved by
+    ``(dx, dy)`` pixels reads ``(dx, dy) / (scale radius)``; swapping the images negates it.
+    Textureless cells match everywhere alike and read about zero at low confidence.
+    """
+    a = _local_norm(F.avg_pool2d(first, scale))
+    b = F.pad(_local_norm(F.avg_pool2d(second, scale)), (radius,) * 4)
+    h, w = a.shape[-2:]
+    shifts = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    corr = torch.cat([F.avg_pool2d(a * b[..., radius + dy : radius + dy + h, radius + dx : radius + dx + w], 3, 1, 1,
+                                   count_include_pad=False) for dy, dx in shifts], dim=1)  # fmt: skip
+    p = (corr / temperature).softmax(dim=1)
+    grid = torch.tensor(shifts, dtype=a.dtype, device=a.device) / radius  # (S, 2) as (dy, dx)
+    flow = torch.einsum("nshw,sk->nkhw", p, grid.flip(1))  # (x, y)
+    return torch.cat([flow, corr.amax(dim=1, keepdim=True)], dim=1)
 
 
 class PairMotion(nn.Module):
@@ -113,14 +155,17 @@ class PairMotion(nn.Module):
     first``, the spatial gradients ``gx, gy`` of the pair's mean image, the products ``d * gx``,
     ``d * gy`` (their sign is the sign of the normal flow) and the pixel coordinates ``x, y`` in
     [-1, 1] (so that expansion, driving forwards, differs from contraction, which a
-    translation-invariant convolution with global pooling cannot tell apart). The images
-    themselves are left out, so the vector carries motion rather than appearance; swapping the two
-    images negates ``d`` and the products."""
+    translation-invariant convolution with global pooling cannot tell apart); with ``flow_scales``
+    also the :func:`block_flow` of the pair's grey images at each scale (3 channels each, cells
+    repeated to pixels), which reads motion of several pixels that the constraint cannot. The
+    images themselves are left out, so the vector carries motion rather than appearance; swapping
+    the two images negates ``d``, the products and the flow."""
 
-    def __init__(self, channels: int, widths: tuple[int, ...]):
+    def __init__(self, channels: int, widths: tuple[int, ...], flow_scales: tuple[int, ...] = (), flow_radius: int = 2):
         super().__init__()
+        self.flow_scales, self.flow_radius = tuple(flow_scales), flow_radius
         layers: list[nn.Module] = []
-        for a, b in zip((5 * channels + 2, *widths[:-1]), widths):
+        for a, b in zip((5 * channels + 2 + 3 * len(self.flow_scales), *widths[:-1]), widths):
             layers += [nn.Conv2d(a, b, 3, 2, 1), nn.GroupNorm(group_count(b), b), nn.SiLU()]
         self.net = nn.Sequential(*layers)
 
@@ -132,7 +177,11 @@ class PairMotion(nn.Module):
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=first.device, dtype=first.dtype),
                                 torch.linspace(-1, 1, w, device=first.device, dtype=first.dtype), indexing="ij")  # fmt: skip
         coords = torch.stack([xs, ys]).expand(n, 2, h, w)
-        feats = self.net(torch.cat([d, gx, gy, 4 * d * gx, 4 * d * gy, coords], dim=1))
+        parts = [d, gx, gy, 4 * d * gx, 4 * d * gy, coords]
+        grey_a, grey_b = first.mean(dim=1, keepdim=True), second.mean(dim=1, keepdim=True)
+        for k in self.flow_scales:
+            parts.append(block_flow(grey_a, grey_b, k, self.flow_radius).repeat_interleave(k, dim=2).repeat_interleave(k, dim=3))
+        feats = self.net(torch.cat(parts, dim=1))
         return torch.cat([feats.mean(dim=(2, 3)), feats.amax(dim=(2, 3))], dim=1)
 
 
@@ -162,7 +211,7 @@ class SynthFeatureNet(nn.Module):
         })  # fmt: skip
         self.seg_head = nn.Conv2d(cfg.widths[self.seg_level], len(SEG_CLASSES), 1)
         tw = cfg.temporal_width
-        self.pair_motion = PairMotion(3, cfg.motion_widths)
+        self.pair_motion = PairMotion(3, cfg.motion_widths, cfg.flow_scales, cfg.flow_radius)
         self.pair_token = nn.Linear(2 * cfg.motion_widths[-1], tw)
         self.appearance = nn.Linear(2 * cfg.num_features, tw)
         self.temporal = nn.Sequential(
