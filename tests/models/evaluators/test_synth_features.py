@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from genesis_drive.errors import ConfigError
 from genesis_drive.models.evaluators.synth_features import (
-    FRAME_ORDERS, SEG_CLASSES, PairMotion, SynthFeatureNet, SynthFeatureNetConfig, block_flow,
+    FRAME_ORDERS, SEG_CLASSES, PairMotion, SynthFeatureNet, SynthFeatureNetConfig, affine_flow_moments, block_flow,
 )  # fmt: skip
 
 TINY = SynthFeatureNetConfig(image_size=(64, 36), widths=(16, 32, 64), seg_stride=4, num_features=64, num_video_features=64,
@@ -77,6 +77,40 @@ def test_block_flow_reads_a_known_shift(scale, dx, dy):
     assert flow[:, 2].mean() > 0.6  # the match is confident on texture
     flat = block_flow(torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16), 2, radius)
     assert flat[:, :2].abs().max() < 1e-4  # nothing to match: no displacement
+
+
+def test_affine_flow_moments_of_known_fields():
+    """Translation, expansion and rotation fields read in their own moments; reversal negates them."""
+    h, w = 9, 16
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    x2, y2 = 4 * (xs**2).mean().item(), 4 * (ys**2).mean().item()
+    fields = {
+        "translation": (torch.full((h, w), 0.5), torch.full((h, w), -0.25), [2.0, -1.0, 0, 0, 0, 0]),
+        "expansion": (xs, ys, [0, 0, x2, y2, 0, 0]),
+        "rotation": (-ys, xs, [0, 0, 0, 0, -y2, x2]),
+    }
+    for name, (u, v, want) in fields.items():
+        flow = torch.stack([u, v])[None]
+        torch.testing.assert_close(affine_flow_moments(flow), torch.tensor([want]), atol=1e-5, rtol=1e-5, msg=name)
+        torch.testing.assert_close(affine_flow_moments(-flow), -torch.tensor([want]), atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_pair_motion_with_flow_moments():
+    """flow_maps=False: the pair vector ends in the six affine moments of each scale's flow."""
+    pair = PairMotion(3, (8, 8), flow_scales=(2, 4), flow_maps=False).eval()
+    assert pair.out_dim == 16 + 12 and pair.net[0].in_channels == 5 * 3 + 2
+    a = _texture(36, 64).expand(2, 3, 36, 64) * 2 - 1
+    b = torch.roll(a, shifts=4, dims=-1)  # moved 4 px right
+    with torch.no_grad():
+        out, back = pair(a, b), pair(b, a)
+    assert out.shape == (2, 28)
+    # 4 x mean u: 4 px / (scale x radius 2) x 4 = 4 at scale 2 and 2 at scale 4, over the cells off the
+    # border (the others read 0): 14 x 28 of 18 x 32 at scale 2, 5 x 12 of 9 x 16 at scale 4
+    for k, want in ((16, 4.0 * 14 * 28 / (18 * 32)), (22, 2.0 * 5 * 12 / (9 * 16))):
+        assert 0.8 * want < out[0, k] < 1.1 * want and -1.1 * want < back[0, k] < -0.8 * want
+    # a translation neither expands nor contracts: the border cells would fake a contraction if they counted
+    for k in (18, 19, 24, 25):
+        assert abs(out[0, k]) < 0.1 and abs(back[0, k]) < 0.1
 
 
 def test_pair_motion_sees_the_flow_channels():

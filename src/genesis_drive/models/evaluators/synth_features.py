@@ -35,7 +35,7 @@ from ...world.lighting import WEATHERS as _WEATHERS
 from ..blocks import ImageEncoder, encoder_strides, group_count
 
 __all__ = ["FRAME_ORDERS", "OBJECT_GROUPS", "SEG_CLASSES", "TIMES_OF_DAY", "WEATHERS", "PairMotion", "SynthFeatureNet",
-           "SynthFeatureNetConfig", "block_flow"]
+           "SynthFeatureNetConfig", "affine_flow_moments", "block_flow"]
 
 #: Classes of the coarse layout map (index 0 = nothing drawn: sky, buildings, unmapped ground).
 SEG_CLASSES: tuple[str, ...] = (
@@ -77,6 +77,8 @@ class SynthFeatureNetConfig:
     each scale :func:`block_flow` matches every cell of the first image against the second within
     ``flow_radius`` cells and hands the CNN the matched displacement and its confidence.
     flow_radius: search radius of that matching, in cells of its scale.
+    flow_maps: hand the flow to the CNN as maps (3 channels per scale), or else (False) as the six
+    :func:`affine_flow_moments` per scale beside the CNN's pair vector.
     joint_order: channels per view of the *multi-view order head* (0: none): the motion summaries of
     all views of one multi-view clip (in ``views`` order), each projected to ``joint_order``
     channels, concatenated and read by a two-layer MLP into one :data:`FRAME_ORDERS` answer for the
@@ -95,6 +97,7 @@ class SynthFeatureNetConfig:
     view_gate: int = 0
     flow_scales: tuple[int, ...] = ()
     flow_radius: int = 2
+    flow_maps: bool = True
     joint_order: int = 0
 
     def __post_init__(self) -> None:
@@ -134,7 +137,9 @@ def block_flow(first: torch.Tensor, second: torch.Tensor, scale: int, radius: in
     correlated with the neighbourhoods in ``second`` shifted by up to ``radius`` cells, and the
     displacement is the soft-argmax of those correlations (``temperature``). A texture moved by
     ``(dx, dy)`` pixels reads ``(dx, dy) / (scale radius)``; swapping the images negates it.
-    Textureless cells match everywhere alike and read about zero at low confidence.
+    Textureless cells match everywhere alike and read about zero at low confidence; cells within
+    ``radius`` of the border read 0 (all three channels), since part of their search window lies
+    outside the image.
     """
     a = _local_norm(F.avg_pool2d(first, scale))
     b = F.pad(_local_norm(F.avg_pool2d(second, scale)), (radius,) * 4)
@@ -144,8 +149,25 @@ def block_flow(first: torch.Tensor, second: torch.Tensor, scale: int, radius: in
                                    count_include_pad=False) for dy, dx in shifts], dim=1)  # fmt: skip
     p = (corr / temperature).softmax(dim=1)
     grid = torch.tensor(shifts, dtype=a.dtype, device=a.device) / radius  # (S, 2) as (dy, dx)
-    flow = torch.einsum("nshw,sk->nkhw", p, grid.flip(1))  # (x, y)
-    return torch.cat([flow, corr.amax(dim=1, keepdim=True)], dim=1)
+    flow = torch.cat([torch.einsum("nshw,sk->nkhw", p, grid.flip(1)), corr.amax(dim=1, keepdim=True)], dim=1)  # (x, y, conf)
+    # cells within `radius` of the border: part of their search window lies outside the image, where
+    # nothing matches, which would pull their displacement inwards (an apparent contraction); they read 0
+    inner = torch.zeros(h, w, dtype=a.dtype, device=a.device)
+    inner[radius : h - radius, radius : w - radius] = 1
+    return flow * inner
+
+
+def affine_flow_moments(flow: torch.Tensor) -> torch.Tensor:
+    """The first-order moments of a flow field ``(n, 2, h, w)`` (x, y components) over cell
+    coordinates ``x, y`` in [-1, 1] (image centre 0, y down): ``(n, 6)`` = 4 x the means of ``u``,
+    ``v`` (translation), ``x u``, ``y v`` (their sum: expansion), ``y u``, ``x v`` (their difference:
+    rotation). Parameter-free, so what they say about the direction of the motion does not depend
+    on the scenes a network was trained on; time reversed negates all six."""
+    n, _, h, w = flow.shape
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=flow.device, dtype=flow.dtype),
+                            torch.linspace(-1, 1, w, device=flow.device, dtype=flow.dtype), indexing="ij")  # fmt: skip
+    u, v = flow[:, 0], flow[:, 1]
+    return 4 * torch.stack([u, v, xs * u, ys * v, ys * u, xs * v], dim=1).mean(dim=(2, 3))
 
 
 class PairMotion(nn.Module):
@@ -161,11 +183,14 @@ class PairMotion(nn.Module):
     images themselves are left out, so the vector carries motion rather than appearance; swapping
     the two images negates ``d``, the products and the flow."""
 
-    def __init__(self, channels: int, widths: tuple[int, ...], flow_scales: tuple[int, ...] = (), flow_radius: int = 2):
+    def __init__(self, channels: int, widths: tuple[int, ...], flow_scales: tuple[int, ...] = (), flow_radius: int = 2,
+                 flow_maps: bool = True):
         super().__init__()
-        self.flow_scales, self.flow_radius = tuple(flow_scales), flow_radius
+        self.flow_scales, self.flow_radius, self.flow_maps = tuple(flow_scales), flow_radius, flow_maps
+        #: size of the pair vector
+        self.out_dim = 2 * widths[-1] + (0 if flow_maps else 6 * len(self.flow_scales))
         layers: list[nn.Module] = []
-        for a, b in zip((5 * channels + 2 + 3 * len(self.flow_scales), *widths[:-1]), widths):
+        for a, b in zip((5 * channels + 2 + (3 * len(self.flow_scales) if flow_maps else 0), *widths[:-1]), widths):
             layers += [nn.Conv2d(a, b, 3, 2, 1), nn.GroupNorm(group_count(b), b), nn.SiLU()]
         self.net = nn.Sequential(*layers)
 
@@ -179,10 +204,15 @@ class PairMotion(nn.Module):
         coords = torch.stack([xs, ys]).expand(n, 2, h, w)
         parts = [d, gx, gy, 4 * d * gx, 4 * d * gy, coords]
         grey_a, grey_b = first.mean(dim=1, keepdim=True), second.mean(dim=1, keepdim=True)
+        moments = []
         for k in self.flow_scales:
-            parts.append(block_flow(grey_a, grey_b, k, self.flow_radius).repeat_interleave(k, dim=2).repeat_interleave(k, dim=3))
+            flow = block_flow(grey_a, grey_b, k, self.flow_radius)
+            if self.flow_maps:
+                parts.append(flow.repeat_interleave(k, dim=2).repeat_interleave(k, dim=3))
+            else:
+                moments.append(affine_flow_moments(flow[:, :2]))
         feats = self.net(torch.cat(parts, dim=1))
-        return torch.cat([feats.mean(dim=(2, 3)), feats.amax(dim=(2, 3))], dim=1)
+        return torch.cat([feats.mean(dim=(2, 3)), feats.amax(dim=(2, 3)), *moments], dim=1)
 
 
 class SynthFeatureNet(nn.Module):
@@ -211,8 +241,8 @@ class SynthFeatureNet(nn.Module):
         })  # fmt: skip
         self.seg_head = nn.Conv2d(cfg.widths[self.seg_level], len(SEG_CLASSES), 1)
         tw = cfg.temporal_width
-        self.pair_motion = PairMotion(3, cfg.motion_widths, cfg.flow_scales, cfg.flow_radius)
-        self.pair_token = nn.Linear(2 * cfg.motion_widths[-1], tw)
+        self.pair_motion = PairMotion(3, cfg.motion_widths, cfg.flow_scales, cfg.flow_radius, cfg.flow_maps)
+        self.pair_token = nn.Linear(self.pair_motion.out_dim, tw)
         self.appearance = nn.Linear(2 * cfg.num_features, tw)
         self.temporal = nn.Sequential(
             nn.SiLU(), nn.Conv1d(tw, tw, 3, padding=1), nn.SiLU(), nn.Conv1d(tw, tw, 3, padding=1), nn.SiLU()
