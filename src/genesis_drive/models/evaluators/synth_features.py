@@ -171,15 +171,17 @@ def affine_flow_moments(flow: torch.Tensor) -> torch.Tensor:
 
 
 class PairMotion(nn.Module):
-    """Two images ``(n, c, h, w)`` in [-1, 1] -> a pair vector ``(n, 2 * widths[-1])``: stride-2
+    """Two images ``(n, c, h, w)`` in [-1, 1] -> a pair vector ``(n, out_dim)``: stride-2
     3x3 convolutions (GroupNorm, SiLU), then mean + max pool, over the local motion evidence of
     the brightness-constancy (optical-flow) constraint: the temporal difference ``d = second -
     first``, the spatial gradients ``gx, gy`` of the pair's mean image, the products ``d * gx``,
     ``d * gy`` (their sign is the sign of the normal flow) and the pixel coordinates ``x, y`` in
     [-1, 1] (so that expansion, driving forwards, differs from contraction, which a
     translation-invariant convolution with global pooling cannot tell apart); with ``flow_scales``
-    also the :func:`block_flow` of the pair's grey images at each scale (3 channels each, cells
-    repeated to pixels), which reads motion of several pixels that the constraint cannot. The
+    also the :func:`block_flow` of the pair's grey images at each scale, which reads motion of
+    several pixels that the constraint cannot: as 3 more input channels per scale (``flow_maps``,
+    cells repeated to pixels), or else as its six :func:`affine_flow_moments` per scale appended
+    to the pooled vector (``out_dim = 2 widths[-1]``, plus 6 per scale without maps). The
     images themselves are left out, so the vector carries motion rather than appearance; swapping
     the two images negates ``d``, the products and the flow."""
 
