@@ -16,15 +16,14 @@ directory (default: the shipped one).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from einops import rearrange
 
+from genesis_drive.data.atomic import atomic_write_json
 from genesis_drive.data.clips import ClipIndex
 from genesis_drive.data.nuscenes import NuScenesReader
 from genesis_drive.generate.camera import decode_frames, encode_frames
@@ -72,8 +71,8 @@ def main() -> None:
     for name, v in iou.items():
         print(f"| {name} | {'-' if v is None else f'{v:.3f}'} |")
     if a.json:
-        Path(a.json).write_text(json.dumps({"root": a.root, "vae": a.vae, "clips": [index.refs[i].clip_id for i in picks],
-                                            "iou": iou, "machine": platform.processor() or platform.machine()}, indent=1))
+        atomic_write_json(a.json, {"root": a.root, "vae": a.vae, "clips": [index.refs[i].clip_id for i in picks], "iou": iou,
+                                   "machine": platform.processor() or platform.machine()}, indent=1)
 
 
 if __name__ == "__main__":

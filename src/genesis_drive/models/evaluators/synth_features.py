@@ -205,8 +205,9 @@ class PairMotion(nn.Module):
                                 torch.linspace(-1, 1, w, device=first.device, dtype=first.dtype), indexing="ij")  # fmt: skip
         coords = torch.stack([xs, ys]).expand(n, 2, h, w)
         parts = [d, gx, gy, 4 * d * gx, 4 * d * gy, coords]
-        grey_a, grey_b = first.mean(dim=1, keepdim=True), second.mean(dim=1, keepdim=True)
         moments = []
+        if self.flow_scales:
+            grey_a, grey_b = first.mean(dim=1, keepdim=True), second.mean(dim=1, keepdim=True)
         for k in self.flow_scales:
             flow = block_flow(grey_a, grey_b, k, self.flow_radius)
             if self.flow_maps:
