@@ -48,7 +48,6 @@ If ours is slower than CogVideoX in fp32, the top ops of one of our fp32 steps
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -61,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+from genesis_drive.data.atomic import atomic_write_json
 from genesis_drive.diffusion.flow import add_noise, flow_loss, sample_time, velocity_target
 from genesis_drive.diffusion.samplers import cfg_batched, sample
 from genesis_drive.layout.conditions import NUM_KEYPOINTS, ConditionConfig
@@ -466,9 +466,7 @@ def main() -> None:
     }  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(out, indent=1))
-        tmp.replace(args.json)
+        atomic_write_json(args.json, out, indent=1)
 
     print(f"\nmachine: {out['machine']}, torch {out['torch']}, diffusers {out['diffusers']}, {args.threads} thread(s), "
           f"load average {' '.join(f'{x:.1f}' for x in out['load_average'] or ())}; {out['date']}")

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genesis_drive.data.atomic import atomic_write_json
 from genesis_drive.data.clips import resize_crop
 from genesis_drive.data.nuscenes import NuScenesReader, read_image
 from genesis_drive.data.schema import CAMERA_CHANNELS
@@ -227,7 +228,7 @@ def main() -> None:
               "real_miou": real, "control_miou": control, "vae_miou": vae, "modes": rows, "first_frame_psnr": ff,
               "repeat_first": repeat}  # fmt: skip
     if a.json:
-        a.json.write_text(json.dumps(result, indent=1))
+        atomic_write_json(a.json, result, indent=1)
         print(f"wrote {a.json}")
 
 

@@ -16,7 +16,6 @@ the size of the checkpoint's EMA weight file. Prints a markdown summary.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genesis_drive.data.atomic import atomic_write_json
 from genesis_drive.data.clips import ClipIndex
 from genesis_drive.data.nuscenes import NuScenesReader
 from genesis_drive.models.camera.vae import VideoVAE
@@ -109,7 +109,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **timing,
     }
     if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+        atomic_write_json(args.json, out, indent=1)
     lo, hi = out["psnr_ci95"]
     slo, shi = out["ssim_ci95"]
     print(f"# {args.run} (step {out['step']}), {len(picks)} held-out clips of {out['frames']} frames x {out['views']} views "

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genesis_drive.data.atomic import atomic_write_json
+from genesis_drive.data.atomic import atomic_write_json, atomic_write_text
 
 ARMS = ("real", "real+gen", "real+aug")
 ROOT_DIRS = {"real": "real", "real+gen": "real_gen", "real+aug": "real_aug"}
@@ -286,8 +286,8 @@ def main() -> int:
                                     "real+aug": len(real) + len(scene_names(a.aug_root))},
                 "real_scenes": real, "aug_scenes": scene_names(a.aug_root), "wall_s": wall}  # fmt: skip
         result = report(work, a.seeds, a.resamples, info)
-        (work / "results.json").write_text(json.dumps(result, indent=1))
-        (work / "results.md").write_text(markdown(result))
+        atomic_write_json(work / "results.json", result, indent=1)
+        atomic_write_text(work / "results.md", markdown(result))
         print(markdown(result))
         log(f"wrote {work / 'results.json'} and {work / 'results.md'}")
     return 0

@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 import torch
 
+from genesis_drive.data.atomic import atomic_write_json
+
 
 def _train(task_def, cfg, root: Path, run_dir: Path, name: str, steps: int, batch: int) -> dict:
     from genesis_drive.train.loop import train
@@ -191,13 +193,13 @@ def main() -> None:
             res["train"][name] = previous["train"][name]
     if args.only_fd and (args.out / "results.json").is_file():
         res = {**json.loads((args.out / "results.json").read_text()), "fd_synth": _fd(runs / "synth", roots["heldout"], roots["train"])}
-        (args.out / "results.json").write_text(json.dumps(res, indent=1))
+        atomic_write_json(args.out / "results.json", res, indent=1)
         print(json.dumps(res["fd_synth"], indent=1))
         return
     res["layout"] = _layout(runs / "bev", roots["heldout"])
     res["consistency"] = _consistency(runs / "depth", roots["heldout"])
     res["fd_synth"] = _fd(runs / "synth", roots["heldout"], roots["train"])
-    (args.out / "results.json").write_text(json.dumps(res, indent=1))
+    atomic_write_json(args.out / "results.json", res, indent=1)
     print(json.dumps(res, indent=1))
 
 

@@ -22,7 +22,6 @@ reconstruction that ignores its input would at best reach on this scene. Prints 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from dataclasses import replace
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genesis_drive.data.atomic import atomic_write_json
 from genesis_drive.data.clips import ClipIndex
 from genesis_drive.data.schema import clip_scene
 from genesis_drive.data.chamfer import chamfer_distance, filter_points
@@ -92,7 +92,7 @@ def main() -> None:
     print(f"| {scores['chamfer']:.3f} | {result['control_chamfer']:.3f} | {scores['depth_l1']:.3f} | {scores['drop_acc']:.3f} | "
           f"{scores['points_ratio']:.3f} | {seconds / len(index):.2f} |")
     if a.json:
-        a.json.write_text(json.dumps(result, indent=1))
+        atomic_write_json(a.json, result, indent=1)
 
 
 if __name__ == "__main__":

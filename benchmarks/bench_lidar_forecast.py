@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genesis_drive.data.atomic import atomic_write_json, atomic_write_text
 from genesis_drive.data.nuscenes import NuScenesReader, read_lidar_points
 from genesis_drive.data.chamfer import CHAMFER_PROTOCOLS
 from genesis_drive.eval.lidar import LidarEvaluator, scan_generated_sweeps
@@ -152,7 +153,7 @@ def main() -> int:
         "guidance": a.guidance, "seed": a.seed,
         "networks": {k: {"checkpoint": str(v["checkpoint"]), "step": v["step"]} for k, v in nets.info.items()},
     }  # fmt: skip
-    (a.out / "forecast.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=1))
+    atomic_write_json(a.out / "forecast.json", {"meta": meta, "rows": results}, indent=1)
     names = [k for k in next(iter(results.values()))["metrics"]]
     lines = ["| row | " + " | ".join(names) + " | s / forecast |", "|---|" + "---|" * (len(names) + 1)]
     for row, r in results.items():
@@ -162,7 +163,7 @@ def main() -> int:
             ci = f" [{m['ci']['low']:.3g}, {m['ci']['high']:.3g}]" if m["ci"] else ""
             cells.append(f"{m['value']:.3g}{ci}")
         lines.append(f"| {row} | " + " | ".join(cells) + f" | {r['seconds_per_forecast']} |")
-    (a.out / "forecast.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(a.out / "forecast.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     pic = [r for r in ("copy-reference", "forecast") if r in results]
     if pic:

@@ -26,7 +26,6 @@ Prints a markdown table; ``--json`` writes the numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 
+from genesis_drive.data.atomic import atomic_write_json
 from genesis_drive.data.schema import clip_scene
 from genesis_drive.eval.shipped import shipped_evaluator
 from genesis_drive.eval.synth_features import load_synth_net
@@ -154,7 +153,7 @@ def main() -> None:
         per = " | ".join("-" if v["per_scene"][n] is None else f"{v['per_scene'][n]:.2f}" for n in names)
         print(f"| {probe} | {v['moving']} | {v['cue_accuracy_moving']:.3f} | {per} |")
     if a.json:
-        a.json.write_text(json.dumps(res, indent=1))
+        atomic_write_json(a.json, res, indent=1)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_camera_quality import halfway
 
+from genesis_drive.data.atomic import atomic_write_json, atomic_write_text
 from genesis_drive.data.clips import ClipIndex, ClipSpec
 from genesis_drive.data.nuscenes import NuScenesReader
 from genesis_drive.data.schema import CAMERA_CHANNELS, clip_scene
@@ -579,10 +580,10 @@ def main() -> int:
         "camera_ablations": notes, "no_reference_camera_identical_to_free": same_camera, "depth_evaluator": depth_record,
         "steps_run": steps.log, "wall_s": round(time.perf_counter() - t_start, 1),
     }  # fmt: skip
-    (work / "synthtown.json").write_text(json.dumps(result, indent=1))
+    atomic_write_json(work / "synthtown.json", result, indent=1)
     md = markdown(result)
-    (work / "synthtown.md").write_text(md + f"\nCommand: `{result['command']}`; {result['date']}; {result['machine']}; "
-                                        f"wall {result['wall_s']:.0f} s.\n")  # fmt: skip
+    atomic_write_text(work / "synthtown.md", md + f"\nCommand: `{result['command']}`; {result['date']}; {result['machine']}; "
+                      f"wall {result['wall_s']:.0f} s.\n")  # fmt: skip
     print(md)
     print(f"wrote {work / 'synthtown.json'} and {work / 'synthtown.md'} ({result['wall_s']:.0f} s)")
     return 0

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genesis_drive.data.atomic import atomic_write_text
 from genesis_drive.data.schema import detection_class
 from genesis_drive.world.config import CameraConfig, preset
 from genesis_drive.world.generate import generate
@@ -123,7 +124,7 @@ def main() -> None:
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report + "\n")
+        atomic_write_text(args.out, report + "\n")
 
 
 if __name__ == "__main__":
