@@ -50,6 +50,16 @@ def dataset(cfg: SynthFeaturesConfig, root: Path, size: tuple[int, int] | None =
     return task.train_dataset(), list(cfg.model.views)
 
 
+def symmetric_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Order logits ``(v, 2, k)`` of each view read as recorded (``[:, 0]``) and reversed (``[:, 1]``)
+    -> the same read time-symmetrically: each reading's logits plus the other reading's with the
+    in-order and reversed answers swapped (the reversal of a shuffled clip is shuffled), so a bias
+    of the head that does not depend on the direction of time cancels."""
+    swap = torch.arange(logits.shape[-1])
+    swap[0], swap[1] = 1, 0
+    return logits + logits.flip(1)[..., swap]
+
+
 def radial_flow(frames: torch.Tensor) -> float:
     """``E`` of the module doc for one view's frames ``(t, c, h, w)`` in [-1, 1]."""
     t, _, h, w = frames.shape
@@ -82,6 +92,7 @@ def main() -> None:
     # the network, at its own clip spec
     ds, views = dataset(cfg, a.root)
     speeds, correct, joint, scenes = [], [], [], []  # per clip; per clip x view x (in order, reversed); per clip x (in order, reversed)
+    sym_correct, sym_joint = [], []  # the same, decided time-symmetrically (symmetric_logits)
     for i in range(len(ds)):
         s = ds[i]
         scenes.append(clip_scene(s["clip_id"]))
@@ -93,19 +104,26 @@ def main() -> None:
             mv = net.multiview_order_logits(torch.stack([x, x.flip(1)]))  # 2 k
         correct.append((logits.argmax(2) == torch.tensor([0, 1])).numpy())
         joint.append((mv.argmax(1) == torch.tensor([0, 1])).numpy())
+        sym = symmetric_logits(logits.float())
+        sym_correct.append((sym.argmax(2) == torch.tensor([0, 1])).numpy())
+        sym_joint.append((sym.log_softmax(2).sum(0).argmax(1) == torch.tensor([0, 1])).numpy())
     speeds, correct, joint = np.abs(np.array(speeds)), np.stack(correct), np.stack(joint)  # (n,), (n, v, 2), (n, 2)
+    sym_correct, sym_joint = np.stack(sym_correct), np.stack(sym_joint)
     moving = speeds > a.moving
     res.update(clips=len(speeds), moving_clips=int(moving.sum()), median_speed_m_s=float(np.median(speeds)))
     res["network"] = {name: {"clips": int(sel.sum()), "in_order": float(correct[sel, :, 0].mean()) if sel.any() else None,
                              "reversed": float(correct[sel, :, 1].mean()) if sel.any() else None,
                              "multiview_in_order": float(joint[sel, 0].mean()) if sel.any() else None,
-                             "multiview_reversed": float(joint[sel, 1].mean()) if sel.any() else None}
+                             "multiview_reversed": float(joint[sel, 1].mean()) if sel.any() else None,
+                             "symmetric": float(sym_correct[sel].mean()) if sel.any() else None,
+                             "symmetric_multiview_vote": float(sym_joint[sel].mean()) if sel.any() else None}
                       for name, sel in (("moving", moving), ("stationary", ~moving), ("all", np.ones_like(moving)))}  # fmt: skip
     scenes = np.array(scenes)
     res["scenes"] = {name: {"clips": int(sel.sum()), "moving_clips": int(moving[sel].sum()),
                             "median_speed_m_s": float(np.median(speeds[sel])),
                             "in_order": float(correct[sel, :, 0].mean()), "reversed": float(correct[sel, :, 1].mean()),
                             "multiview_in_order": float(joint[sel, 0].mean()), "multiview_reversed": float(joint[sel, 1].mean()),
+                            "symmetric": float(sym_correct[sel].mean()), "symmetric_multiview_vote": float(sym_joint[sel].mean()),
                             "per_view": {ch: [float(correct[sel, j, 0].mean()), float(correct[sel, j, 1].mean())]
                                          for j, ch in enumerate(views)}}
                      for name in sorted(set(scenes)) for sel in [scenes == name]}  # fmt: skip
@@ -130,17 +148,19 @@ def main() -> None:
 
     print(f"# order signal in {a.root}: {res['clips']} clips, {res['moving_clips']} moving (> {a.moving} m/s), "
           f"median speed {res['median_speed_m_s']:.1f} m/s; network {model} (step {res['step']})")
-    print("| clips | n | network, per view: in order / reversed detected | network, multi-view clip: in order / reversed |")
-    print("|---|---|---|---|")
+    print("| clips | n | network, per view: in order / reversed detected | network, multi-view clip: in order / reversed "
+          "| time-symmetric: per view / multi-view vote |")
+    print("|---|---|---|---|---|")
     for name, v in res["network"].items():
         if v["clips"]:
             print(f"| {name} | {v['clips']} | {v['in_order']:.3f} / {v['reversed']:.3f} "
-                  f"| {v['multiview_in_order']:.3f} / {v['multiview_reversed']:.3f} |")
-    print("\n| scene | clips (moving) | median speed m/s | per view: in order / reversed | multi-view: in order / reversed |")
-    print("|---|---|---|---|---|")
+                  f"| {v['multiview_in_order']:.3f} / {v['multiview_reversed']:.3f} | {v['symmetric']:.3f} / {v['symmetric_multiview_vote']:.3f} |")
+    print("\n| scene | clips (moving) | median speed m/s | per view: in order / reversed | multi-view: in order / reversed "
+          "| time-symmetric: per view / multi-view vote |")
+    print("|---|---|---|---|---|---|")
     for name, v in res["scenes"].items():
         print(f"| {name} | {v['clips']} ({v['moving_clips']}) | {v['median_speed_m_s']:.1f} | {v['in_order']:.3f} / {v['reversed']:.3f} "
-              f"| {v['multiview_in_order']:.3f} / {v['multiview_reversed']:.3f} |")
+              f"| {v['multiview_in_order']:.3f} / {v['multiview_reversed']:.3f} | {v['symmetric']:.3f} / {v['symmetric_multiview_vote']:.3f} |")
     print("\n| scene, per view: in order / reversed | " + " | ".join(views) + " |")
     print("|---|" + "---|" * len(views))
     for name, v in res["scenes"].items():
