@@ -1,12 +1,13 @@
+import cv2
 import numpy as np
 import pytest
 
 from genesis_drive.data.schema import DETECTION_CLASSES, Box3D, MapLayers
 from genesis_drive.errors import ConfigError
-from genesis_drive.layout.camera import CameraLayoutConfig, clip_layout, frame_layout, render_layout
+from genesis_drive.layout.camera import CameraLayoutConfig, _draw_segments, _out_of_view, clip_layout, frame_layout, render_layout
 from genesis_drive.layout.colors import CLASS_COLORS, FACE_SHADES, MAP_COLORS, POSE_BOX_SHADE, class_color
 from genesis_drive.layout.frames import CameraModel
-from genesis_drive.layout.project import clip_polygon, clip_segments, frustum_planes
+from genesis_drive.layout.project import SHIFT, clip_polygon, clip_segments, frustum_planes
 
 from .scene import camera, standing_pose
 
@@ -119,6 +120,34 @@ def test_box_partly_behind_the_camera_is_clipped():
     painted = img.any(axis=-1)
     assert painted.sum() > 500
     assert np.all(u[painted] > CX)  # the bus is on the right; wrapped parts would land on the left
+
+
+def test_out_of_view_boxes_are_skipped_and_straddling_ones_are_not():
+    planes = frustum_planes(FRONT, near=0.1)
+    behind = Box3D.from_yaw([-6.0, 0.0, 1.0], [2.0, 4.0, 1.6], 0.0, "vehicle.car")
+    # beside the frustum widened by one image width: u = cx + F x / z < -W at x = -30 m, z = 5 m
+    beside = Box3D.from_yaw([CAM_X + 5.0, 30.0, 1.0], [2.0, 4.0, 1.6], 0.0, "vehicle.car")
+    # from 5 m behind to 6 m ahead of the ego, 3 m to the right: corners on both sides of the near plane
+    straddling = Box3D.from_yaw([0.5, -3.0, 1.6], [2.5, 11.0, 3.2], 0.0, "vehicle.bus.rigid")
+    assert _out_of_view(FRONT.to_camera(behind.corners()), planes)
+    assert _out_of_view(FRONT.to_camera(beside.corners()), planes)
+    assert not _out_of_view(FRONT.to_camera(straddling.corners()), planes)
+    for style in ("faces", "edges"):
+        cfg = CameraLayoutConfig(box_style=style)
+        assert render_layout(FRONT, [behind, beside], [], EMPTY, cfg).max() == 0
+        assert render_layout(FRONT, [straddling], [], EMPTY, cfg).any(axis=-1).sum() > 100
+
+
+def test_segments_stroke_as_cv2_line_does():
+    rng = np.random.default_rng(0)
+    segs = rng.integers(-40 * 32, (W + 40) * 32, size=(60, 2, 2)).astype(np.int32)
+    for thickness in (1, 3):
+        ours = np.zeros((H, W, 3), np.uint8)
+        _draw_segments(ours, segs, (10, 200, 30), thickness)
+        ref = np.zeros((H, W, 3), np.uint8)
+        for a, b in segs:
+            cv2.line(ref, tuple(int(x) for x in a), tuple(int(x) for x in b), (10, 200, 30), thickness, cv2.LINE_8, SHIFT)
+        assert ref.any() and np.array_equal(ours, ref)
 
 
 def test_pedestrian_skeleton_over_its_dimmed_box():

@@ -31,7 +31,7 @@ from ..data.schema import COCO_SKELETON, Box3D, Clip, HumanPose, MapLayers
 from ..errors import ConfigError
 from .colors import CLASS_COLORS, FACE_SHADES, MAP_COLORS, POSE_BOX_SHADE, class_color
 from .frames import CameraModel, clip_cameras, frame_map
-from .project import SHIFT, project_polygon, project_segments
+from .project import SHIFT, frustum_planes, project_polygon, project_segments
 
 __all__ = [
     "CameraLayoutConfig",
@@ -109,8 +109,10 @@ def _ground(xy: np.ndarray) -> np.ndarray:
 
 
 def _draw_segments(canvas: np.ndarray, segs: np.ndarray, color: tuple[int, int, int], thickness: int) -> None:
-    for a, b in segs:
-        cv2.line(canvas, tuple(int(x) for x in a), tuple(int(x) for x in b), color, thickness, cv2.LINE_8, SHIFT)
+    """Stroke segments (N, 2, 2) int32 fixed point; each as cv2.line would (a 2-point open polyline
+    is drawn with the same end caps), in one call."""
+    if len(segs):
+        cv2.polylines(canvas, list(np.ascontiguousarray(segs, dtype=np.int32)), False, color, thickness, cv2.LINE_8, SHIFT)
 
 
 def _draw_map(canvas: np.ndarray, camera: CameraModel, layers: MapLayers, config: CameraLayoutConfig) -> None:
@@ -128,16 +130,25 @@ def _draw_map(canvas: np.ndarray, camera: CameraModel, layers: MapLayers, config
             _draw_segments(canvas, project_segments(camera, p0, p1, config.near), MAP_COLORS[name], thickness)
 
 
+def _out_of_view(points_cam: np.ndarray, planes: np.ndarray) -> bool:
+    """True when every camera-frame point (K, 3) lies strictly outside one of the half-spaces
+    (P, 4): then so does every face and edge they span (convex combinations), so clipping would
+    leave nothing of them to draw."""
+    return bool(((points_cam @ planes[:, :3].T + planes[:, 3]) < 0).all(axis=0).any())
+
+
 def _draw_box(canvas: np.ndarray, camera: CameraModel, box: Box3D, config: CameraLayoutConfig, has_pose: bool) -> None:
     cls = box.detection_class
     corners = box.corners()  # (8, 3) ego
+    cam = camera.to_camera(corners)
+    if _out_of_view(cam, frustum_planes(camera, config.near)):
+        return  # wholly behind the camera or beside its (widened) frustum: nothing would be drawn
     thickness = config.thickness(camera.width)
     color = CLASS_COLORS[cls]
     if config.box_style == "edges":
         ends = np.array(BOX_EDGES)
         _draw_segments(canvas, project_segments(camera, corners[ends[:, 0]], corners[ends[:, 1]], config.near), color, thickness)
         return
-    cam = camera.to_camera(corners)
     center = cam.mean(axis=0)
     visible = []
     for name, idx in BOX_FACES.items():
@@ -164,6 +175,8 @@ def _draw_pose(canvas: np.ndarray, camera: CameraModel, pose: HumanPose, config:
     if len(bones) == 0:
         return
     kp = pose.keypoints
+    if _out_of_view(camera.to_camera(kp), frustum_planes(camera, config.near)):
+        return
     segs = project_segments(camera, kp[bones[:, 0]], kp[bones[:, 1]], config.near)
     _draw_segments(canvas, segs, CLASS_COLORS["pedestrian"], config.thickness(camera.width))
 

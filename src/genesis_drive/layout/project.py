@@ -36,14 +36,13 @@ def frustum_planes(camera: CameraModel, near: float = 0.1, margin: float = 1.0) 
     k = camera.intrinsics
     u0, u1 = -margin * camera.width, (1 + margin) * camera.width
     v0, v1 = -margin * camera.height, (1 + margin) * camera.height
-    planes = [
-        np.r_[0.0, 0.0, 1.0, -near],
-        np.r_[k[0] - u0 * k[2], 0.0],
-        np.r_[u1 * k[2] - k[0], 0.0],
-        np.r_[k[1] - v0 * k[2], 0.0],
-        np.r_[v1 * k[2] - k[1], 0.0],
-    ]
-    return np.stack(planes)
+    planes = np.zeros((5, 4))
+    planes[0] = 0.0, 0.0, 1.0, -near
+    planes[1, :3] = k[0] - u0 * k[2]
+    planes[2, :3] = u1 * k[2] - k[0]
+    planes[3, :3] = k[1] - v0 * k[2]
+    planes[4, :3] = v1 * k[2] - k[1]
+    return planes
 
 
 def clip_polygon(polygon: np.ndarray, planes: np.ndarray) -> np.ndarray:
