@@ -136,6 +136,10 @@ def test_out_of_view_boxes_are_skipped_and_straddling_ones_are_not():
         cfg = CameraLayoutConfig(box_style=style)
         assert render_layout(FRONT, [behind, beside], [], EMPTY, cfg).max() == 0
         assert render_layout(FRONT, [straddling], [], EMPTY, cfg).any(axis=-1).sum() > 100
+    # skeletons likewise: behind the camera nothing, in front drawn
+    assert _out_of_view(FRONT.to_camera(standing_pose(-6.0, 0.0, 0.0, "").keypoints), planes)
+    assert render_layout(FRONT, [], [standing_pose(-6.0, 0.0, 0.0, "")], EMPTY, CFG).max() == 0
+    assert render_layout(FRONT, [], [standing_pose(CAM_X + 6.0, 0.0, 0.0, "")], EMPTY, CFG).any()
 
 
 def test_segments_stroke_as_cv2_line_does():
