@@ -137,11 +137,12 @@ def _out_of_view(points_cam: np.ndarray, planes: np.ndarray) -> bool:
     return bool(((points_cam @ planes[:, :3].T + planes[:, 3]) < 0).all(axis=0).any())
 
 
-def _draw_box(canvas: np.ndarray, camera: CameraModel, box: Box3D, config: CameraLayoutConfig, has_pose: bool) -> None:
+def _draw_box(canvas: np.ndarray, camera: CameraModel, box: Box3D, config: CameraLayoutConfig, has_pose: bool,
+              planes: np.ndarray) -> None:
     cls = box.detection_class
     corners = box.corners()  # (8, 3) ego
     cam = camera.to_camera(corners)
-    if _out_of_view(cam, frustum_planes(camera, config.near)):
+    if _out_of_view(cam, planes):
         return  # wholly behind the camera or beside its (widened) frustum: nothing would be drawn
     thickness = config.thickness(camera.width)
     color = CLASS_COLORS[cls]
@@ -170,12 +171,12 @@ def _draw_box(canvas: np.ndarray, camera: CameraModel, box: Box3D, config: Camer
         _draw_segments(canvas, project_segments(camera, corners[ends[:, 0]], corners[ends[:, 1]], config.near), color, thickness)
 
 
-def _draw_pose(canvas: np.ndarray, camera: CameraModel, pose: HumanPose, config: CameraLayoutConfig) -> None:
+def _draw_pose(canvas: np.ndarray, camera: CameraModel, pose: HumanPose, config: CameraLayoutConfig, planes: np.ndarray) -> None:
     bones = np.array([b for b in COCO_SKELETON if pose.visible[b[0]] and pose.visible[b[1]]])
     if len(bones) == 0:
         return
     kp = pose.keypoints
-    if _out_of_view(camera.to_camera(kp), frustum_planes(camera, config.near)):
+    if _out_of_view(camera.to_camera(kp), planes):
         return
     segs = project_segments(camera, kp[bones[:, 0]], kp[bones[:, 1]], config.near)
     _draw_segments(canvas, segs, CLASS_COLORS["pedestrian"], config.thickness(camera.width))
@@ -192,6 +193,7 @@ def render_layout(
     canvas = np.zeros((camera.height, camera.width, 3), dtype=np.uint8)
     _draw_map(canvas, camera, map_layers, config)
     origin = camera.cam_to_ego[:3, 3]
+    planes = frustum_planes(camera, config.near)  # for skipping what lies wholly out of view
     boxes = [b for b in boxes if b.detection_class is not None]
     poses = list(poses) if config.skeletons else []
     pose_of = {p.instance_token: p for p in poses if p.instance_token}
@@ -204,12 +206,12 @@ def render_layout(
     ]
     for _, obj in sorted(items, key=lambda it: -it[0]):  # far first
         if isinstance(obj, HumanPose):
-            _draw_pose(canvas, camera, obj, config)
+            _draw_pose(canvas, camera, obj, config, planes)
             continue
         pose = pose_of.get(obj.instance_token) if obj.detection_class == "pedestrian" and obj.instance_token else None
-        _draw_box(canvas, camera, obj, config, has_pose=pose is not None)
+        _draw_box(canvas, camera, obj, config, has_pose=pose is not None, planes=planes)
         if pose is not None:
-            _draw_pose(canvas, camera, pose, config)
+            _draw_pose(canvas, camera, pose, config, planes)
     return canvas
 
 
